@@ -1,0 +1,102 @@
+"""Checkpoint files: atomic writes, safe loading, and rebuilding a model from one.
+
+Lightning writes checkpoints through :class:`AtomicCheckpointIO`: the bytes go to a temporary
+file in the same folder, are flushed to disk, and replace the old file in one ``os.replace``, so
+a kill during a save leaves the previous checkpoint intact. Every vaecam checkpoint carries a
+``vaecam`` entry (model name, model configuration, format version) made of plain Python values,
+so it loads with ``torch.load(weights_only=True)``: no pickled code ever runs.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+
+from vaecam.errors import CheckpointError
+from vaecam.models import VAE, build_model
+
+FORMAT_VERSION = 1
+
+
+def atomic_torch_save(obj: Any, path: str | os.PathLike[str]) -> None:
+    """``torch.save`` to ``path`` via a temporary file and an atomic rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(obj, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning checkpoint I/O that never leaves a half-written file in place."""
+
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None
+    ) -> None:
+        atomic_torch_save(checkpoint, path)
+
+
+def vaecam_metadata(model: VAE, **extra: Any) -> dict[str, Any]:
+    """The plain-data entry stored under ``checkpoint["vaecam"]``."""
+    return {"format": FORMAT_VERSION, "model": model.name, "config": model.config, **extra}
+
+
+def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Load a vaecam checkpoint with ``weights_only=True``; one-line errors for bad files."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} not found; train one with 'vaecam train ...'")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated file, not a torch file, unsafe pickled objects
+        reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(
+            f"cannot read checkpoint {path} ({reason}); pick another file"
+        ) from exc
+    if not isinstance(ckpt, dict) or "vaecam" not in ckpt or "state_dict" not in ckpt:
+        raise CheckpointError(
+            f"{path} is not a vaecam checkpoint (no 'vaecam' entry); use a .ckpt written by "
+            "'vaecam train'"
+        )
+    return ckpt
+
+
+def load_model(
+    path: str | os.PathLike[str], expected: str | tuple[str, ...] | None = None
+) -> tuple[VAE, dict[str, Any]]:
+    """Rebuild the model stored in a checkpoint, in eval mode; returns (model, metadata).
+
+    ``expected`` names the model(s) the caller can work with; another architecture is an error.
+    """
+    ckpt = read_checkpoint(path)
+    meta = ckpt["vaecam"]
+    name = meta.get("model")
+    allowed = (expected,) if isinstance(expected, str) else expected
+    if allowed and name not in allowed:
+        raise CheckpointError(
+            f"checkpoint {path} holds a '{name}' model but this command needs "
+            f"{' or '.join(repr(a) for a in allowed)}; pass a checkpoint trained for it"
+        )
+    model = build_model(name, **meta["config"])
+    prefix = "model."
+    state = {k[len(prefix) :]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        raise CheckpointError(
+            f"checkpoint {path} does not fit a '{name}' model with its stored configuration; "
+            "it was written by another version or edited"
+        ) from exc
+    return model.eval(), meta

@@ -1,0 +1,93 @@
+"""The Lightning module that trains any vaecam VAE on its own loss.
+
+Randomness in a training step (the reparameterisation noise) comes from a generator seeded by
+(seed, global step, rank), so a run resumed from a checkpoint draws exactly the noise an
+uninterrupted run would have drawn.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import lightning as L
+import torch
+from torch import Tensor
+
+from vaecam.errors import VaecamError
+from vaecam.models import VAE, VAEOutput, build_model
+from vaecam.models.base import reparameterize
+from vaecam.training.checkpoints import vaecam_metadata
+
+
+def step_generator(seed: int, step: int, rank: int, device: torch.device) -> torch.Generator:
+    """A generator for one training step, independent of everything that ran before."""
+    gen = torch.Generator(device=device)
+    gen.manual_seed((seed * 1_000_003 + step * 101 + rank) % (2**63 - 1))
+    return gen
+
+
+def check_finite(value: Tensor, step: int, what: str = "loss") -> None:
+    """Stop training with a clear message when the loss is NaN or infinite."""
+    if not math.isfinite(float(value.detach())):
+        raise VaecamError(
+            f"the {what} became {float(value.detach())} at step {step}; lower the learning rate "
+            "(--lr) or check the input data for NaN values, then resume from the last checkpoint"
+        )
+
+
+def batch_images(batch: Any) -> Tensor:
+    """The image tensor of a batch that is either a tensor or a (images, ...) tuple."""
+    return batch[0] if isinstance(batch, (list, tuple)) else batch
+
+
+class VAEModule(L.LightningModule):
+    """Trains ``build_model(model_name, **model_config)`` with Adam on the model's loss."""
+
+    def __init__(
+        self,
+        model_name: str,
+        model_config: dict[str, Any],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        seed: int = 0,
+        extra_metadata: dict[str, Any] | None = None,
+    ):
+        super().__init__()
+        self.save_hyperparameters(ignore=["extra_metadata"])
+        self.model: VAE = build_model(model_name, **model_config)
+        self.lr = lr
+        self.betas = tuple(betas)
+        self.seed = seed
+        self.extra_metadata = dict(extra_metadata or {})
+
+    def training_step(self, batch: Any, batch_idx: int) -> Tensor:
+        x = batch_images(batch)
+        gen = step_generator(self.seed, self.global_step, self.global_rank, x.device)
+        out = self.model(x, generator=gen)
+        terms = self.model.loss(out, x)
+        check_finite(terms.total, self.global_step)
+        self.log_dict(
+            {"train/loss": terms.total, "train/recon": terms.recon, "train/kl": terms.kl},
+            prog_bar=True,
+            on_step=True,
+            on_epoch=True,
+            batch_size=x.shape[0],
+            sync_dist=True,
+        )
+        return terms.total
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        x = batch_images(batch)
+        gen = step_generator(self.seed + 1, batch_idx, self.global_rank, x.device)
+        mu, logvar = self.model.encode(x)
+        z = reparameterize(mu, logvar, gen)  # the ELBO needs a sampled z, also in eval mode
+        out = VAEOutput(recon=self.model.decode(z), mu=mu, logvar=logvar, z=z)
+        terms = self.model.loss(out, x)
+        self.log("val/loss", terms.total, prog_bar=True, batch_size=x.shape[0], sync_dist=True)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.model.parameters(), lr=self.lr, betas=self.betas)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["vaecam"] = vaecam_metadata(self.model, **self.extra_metadata)
