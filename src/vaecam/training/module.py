@@ -37,8 +37,12 @@ def check_finite(value: Tensor, step: int, what: str = "loss") -> None:
 
 
 def batch_images(batch: Any) -> Tensor:
-    """The image tensor of a batch that is either a tensor or a (images, ...) tuple."""
-    return batch[0] if isinstance(batch, (list, tuple)) else batch
+    """The image tensor of a batch (a tensor or an (images, ...) tuple); rejects NaN pixels."""
+    x = batch[0] if isinstance(batch, (list, tuple)) else batch
+    if not torch.isfinite(x).all():
+        raise VaecamError("a training batch contains NaN or infinite pixel values; "
+                          "check the dataset files and the preprocessing")
+    return x
 
 
 class VAEModule(L.LightningModule):

@@ -1,9 +1,10 @@
 """Build a Lightning ``Trainer`` with vaecam's conventions and run a fit.
 
-Conventions: a run lives in one output folder (``checkpoints/best.ckpt``, ``checkpoints/last.ckpt``,
-``logs/csv``, ``logs/tensorboard``, ``config.json``); checkpoints are written atomically; the
-same options run on CPU, one GPU, or several GPUs/nodes with DDP; a folder that already holds a
-run is never overwritten silently: resume it or pass ``overwrite``.
+Conventions: a run lives in one output folder (``checkpoints/best.ckpt``,
+``checkpoints/last.ckpt``, ``logs/csv/version_N`` and ``logs/tensorboard/version_N`` with one
+version per launch, ``train_config.json``); checkpoints are written atomically; the same options
+run on CPU, one GPU, or several GPUs/nodes with DDP; a folder that already holds a run is never
+overwritten silently: resume it or pass ``overwrite``.
 """
 
 from __future__ import annotations
@@ -113,8 +114,9 @@ def build_trainer(cfg: TrainConfig, has_validation: bool) -> L.Trainer:
     if cfg.progress_bar:
         callbacks.append(TQDMProgressBar(refresh_rate=max(1, cfg.log_every_n_steps)))
     loggers = [
-        CSVLogger(out / "logs", name="csv", version=""),
-        TensorBoardLogger(out / "logs", name="tensorboard", version="", default_hp_metric=False),
+        # One version folder per launch, so a resumed run never replaces earlier logs.
+        CSVLogger(out / "logs", name="csv"),
+        TensorBoardLogger(out / "logs", name="tensorboard", default_hp_metric=False),
     ]
     return L.Trainer(
         default_root_dir=out,

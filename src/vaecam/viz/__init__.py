@@ -1,0 +1,1 @@
+"""Figures: attention overlays, image grids, ROC curves, score and scatter plots."""

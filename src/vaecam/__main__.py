@@ -1,0 +1,8 @@
+"""``python -m vaecam`` is the ``vaecam`` command."""
+
+import sys
+
+from vaecam.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

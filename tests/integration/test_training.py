@@ -1,0 +1,149 @@
+"""Training infrastructure: resume, atomic checkpoints, safe loading, NaN stop, DDP on CPU."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from torch.utils.data import TensorDataset
+
+from vaecam.errors import CheckpointError, ConfigError, VaecamError
+from vaecam.training import checkpoints
+from vaecam.training.checkpoints import load_model, read_checkpoint
+from vaecam.training.module import VAEModule
+from vaecam.training.trainer import TrainConfig, fit, last_checkpoint
+
+SMALL = {"input_shape": [1, 16, 16], "latent_dim": 4, "channels": [4, 8], "hidden": 16}
+
+
+def _data(n: int = 48, seed: int = 0) -> TensorDataset:
+    gen = torch.Generator().manual_seed(seed)
+    return TensorDataset(torch.rand(n, 1, 16, 16, generator=gen))
+
+
+class StepCounter(VAEModule):
+    """Counts the training steps that really run in this launch."""
+
+    def on_train_batch_end(self, *args) -> None:
+        self.steps_run = getattr(self, "steps_run", 0) + 1
+
+
+def _run(out: Path, epochs: int, resume: bool = False, lr: float = 1e-3) -> tuple[Path, int]:
+    torch.manual_seed(0)
+    module = StepCounter("mnist-vae", SMALL, lr=lr, seed=7)
+    cfg = TrainConfig(out_dir=out, max_epochs=epochs, batch_size=16, seed=3, resume=resume,
+                      progress_bar=False, accelerator="cpu", log_every_n_steps=1)
+    path = fit(module, _data(), cfg, val_set=_data(16, seed=1))
+    return path, module.steps_run
+
+
+def test_resume_runs_only_remaining_steps_and_matches_uninterrupted(tmp_path):
+    full, full_steps = _run(tmp_path / "full", epochs=3)
+    _, first_steps = _run(tmp_path / "split", epochs=1)
+    resumed, resumed_steps = _run(tmp_path / "split", epochs=3, resume=True)
+    assert full_steps == 9 and first_steps == 3
+    assert read_checkpoint(resumed)["global_step"] == 9
+    assert resumed_steps == 6, "the resumed run must only run the two remaining epochs"
+    a = read_checkpoint(full)["state_dict"]
+    b = read_checkpoint(resumed)["state_dict"]
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], atol=1e-5, rtol=0)
+    # the runs did train: weights moved away from initialisation
+    torch.manual_seed(0)
+    init = VAEModule("mnist-vae", SMALL).state_dict()
+    assert any((init[k] - a[k]).abs().max() > 1e-4 for k in a)
+
+
+def test_checkpoint_loads_with_weights_only_and_rebuilds_model(tmp_path):
+    path, _ = _run(tmp_path / "run", epochs=1)
+    raw = torch.load(path, map_location="cpu", weights_only=True)
+    assert raw["vaecam"]["model"] == "mnist-vae"
+    model, meta = load_model(path, expected="mnist-vae")
+    assert meta["config"]["latent_dim"] == 4 and not model.training
+    assert (tmp_path / "run" / "checkpoints" / "best.ckpt").is_file()
+    assert (tmp_path / "run" / "logs" / "csv" / "version_0" / "metrics.csv").is_file()
+    assert any((tmp_path / "run" / "logs" / "tensorboard").rglob("events.out.tfevents*"))
+
+
+def test_kill_during_save_leaves_previous_checkpoint_readable(tmp_path, monkeypatch):
+    path, _ = _run(tmp_path / "run", epochs=1)
+    before = read_checkpoint(path)["global_step"]
+
+    def dying_save(obj, handle):  # writes half a file, then the process "dies"
+        handle.write(b"PK\x03\x04 partial")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(checkpoints.torch, "save", dying_save)
+    with pytest.raises(KeyboardInterrupt):
+        checkpoints.atomic_torch_save({"state_dict": {}}, path)
+    assert read_checkpoint(path)["global_step"] == before
+    assert not list(path.parent.glob(".*.tmp")), "temporary files must be cleaned up"
+
+
+def test_existing_run_is_not_overwritten_and_resume_needs_a_run(tmp_path):
+    _run(tmp_path / "run", epochs=1)
+    with pytest.raises(ConfigError, match="already holds a training run; pass --resume"):
+        _run(tmp_path / "run", epochs=1)
+    with pytest.raises(ConfigError, match="nothing to resume"):
+        _run(tmp_path / "empty", epochs=1, resume=True)
+
+
+def test_nan_loss_and_nan_data_stop_with_clear_errors(tmp_path, monkeypatch):
+    cfg = TrainConfig(out_dir=tmp_path / "a", max_epochs=1, batch_size=8, progress_bar=False,
+                      accelerator="cpu")
+    module = VAEModule("mnist-vae", SMALL, seed=0)
+    real_loss = module.model.loss
+
+    def nan_loss(out, x):
+        terms = real_loss(out, x)
+        terms.total = terms.total * float("nan")
+        return terms
+
+    monkeypatch.setattr(module.model, "loss", nan_loss)
+    with pytest.raises(VaecamError, match="became nan at step 0; lower the learning rate"):
+        fit(module, _data(16), cfg)
+    bad = TensorDataset(torch.full((16, 1, 16, 16), float("nan")))
+    cfg.out_dir = tmp_path / "b"
+    with pytest.raises(VaecamError, match="contains NaN or infinite pixel values"):
+        fit(VAEModule("mnist-vae", SMALL, seed=0), bad, cfg)
+
+
+def test_bad_checkpoints_give_one_line_errors(tmp_path):
+    path, _ = _run(tmp_path / "run", epochs=1)
+    with pytest.raises(CheckpointError, match="holds a 'mnist-vae' model but this command needs"):
+        load_model(path, expected="factorvae")
+    junk = tmp_path / "junk.ckpt"
+    junk.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="cannot read checkpoint"):
+        load_model(junk)
+    foreign = tmp_path / "foreign.ckpt"
+    torch.save({"state_dict": {}}, foreign)
+    with pytest.raises(CheckpointError, match="not a vaecam checkpoint"):
+        load_model(foreign)
+    edited = read_checkpoint(path)
+    edited["vaecam"]["config"]["latent_dim"] = 9
+    torch.save(edited, tmp_path / "edited.ckpt")
+    with pytest.raises(CheckpointError, match="does not fit"):
+        load_model(tmp_path / "edited.ckpt")
+    with pytest.raises(CheckpointError, match="not found"):
+        load_model(tmp_path / "missing.ckpt")
+
+
+@pytest.mark.slow
+def test_ddp_two_cpu_processes(tmp_path):
+    """The distributed path: 2 processes, gloo, launched by the CLI as a user would."""
+    out = tmp_path / "ddp"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "vaecam", "train", "mnist", "--digit", "1",
+           "--preset", "smoke", "--accelerator", "cpu", "--devices", "2", "--strategy", "ddp",
+           "--out", str(out), "--no-progress"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ckpt = read_checkpoint(last_checkpoint(out))
+    # 450 training digits, batch 64 per process: 4 steps per epoch with 2 processes (8 with 1)
+    assert ckpt["global_step"] == 4
