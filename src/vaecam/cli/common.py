@@ -34,6 +34,8 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--num-nodes", type=int, help="number of machines for multi-node DDP")
     g.add_argument("--precision", help="32-true | bf16-mixed | 16-mixed (default 32-true)")
     g.add_argument("--num-workers", type=int, help="data loader worker processes (default 0)")
+    g.add_argument("--checkpoint-every", type=int,
+                   help="write best/last checkpoints every N epochs (and at the end)")
     g.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its last checkpoint")
     g.add_argument("--overwrite", action="store_true",
@@ -92,4 +94,5 @@ def train_config(options: dict[str, Any]) -> TrainConfig:
         overwrite=bool(options.get("overwrite", False)),
         progress_bar=not options.get("no_progress", False),
         log_every_n_steps=int(options.get("log_every_n_steps", 10)),
+        checkpoint_every_n_epochs=int(options.get("checkpoint_every", 1)),
     )

@@ -28,6 +28,7 @@ from vaecam.attention import AttentionExplainer  # noqa: E402
 from vaecam.data.mnist import Digits, load_digits, one_class_split  # noqa: E402
 from vaecam.errors import ConfigError  # noqa: E402
 from vaecam.experiments.mnist_anomalies import paste_strokes  # noqa: E402
+from vaecam.metrics.latent import encoder_activity  # noqa: E402
 from vaecam.metrics.localization import best_iou, pixel_auroc  # noqa: E402
 from vaecam.models import VAE  # noqa: E402
 from vaecam.report.tables import markdown_table, write_json  # noqa: E402
@@ -197,7 +198,9 @@ def run_demo(out: Path, cfg_for: Any, data: MNISTData, n_anomalies: int = 200,
               (3, 5, models[3], pick(5, 2))]
     fig2 = figure_one_class(panels, out / "figure2_one_class.png", layer)
     tables = {d: localization_check(models[d], d, digits, n_anomalies, seed) for d in (1, 3)}
-    results = {"figures": {"figure1": str(fig1), "figure2": str(fig2)},
+    activity = {str(d): encoder_activity(models[d], one_class_split(digits, d, seed=seed).val)
+                for d in (1, 3)}
+    results = {"encoder_activity": activity,"figures": {"figure1": str(fig1), "figure2": str(fig2)},
                "checkpoints": {str(d): str(p) for d, p in checkpoints.items()},
                "localization": {str(d): rows for d, rows in tables.items()},
                "data_source": data.source, "seed": seed,
@@ -234,7 +237,14 @@ def demo_report(results: dict[str, Any], tables: dict[int, list[dict[str, Any]]]
         "paper reports a number here, so there is no published column.",
     ]
     for digit, rows in tables.items():
-        lines += ["", f"### Trained on {digit}", "", localization_markdown(rows)]
+        act = results["encoder_activity"][str(digit)]
+        lines += ["", f"### Trained on {digit}", "",
+                  f"Active latent units: {act['active_units']} of 32 (KL {act['kl']:.2f} nats)."]
+        if act["active_units"] == 0:
+            lines.append("**The posterior has collapsed: mu does not depend on the input, so "
+                         "every attention map is zero and scores 0.5. Train longer "
+                         "(--max-epochs) before reading these maps.**")
+        lines += ["", localization_markdown(rows)]
     lines += ["", f"Machine-readable results: `results.json`. Run time: {results['seconds']} s.",
               ""]
     return "\n".join(lines)

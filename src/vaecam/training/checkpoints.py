@@ -1,8 +1,9 @@
 """Checkpoint files: atomic writes, safe loading, and rebuilding a model from one.
 
-Lightning writes checkpoints through :class:`AtomicCheckpointIO`: the bytes go to a temporary
-file in the same folder, are flushed to disk, and replace the old file in one ``os.replace``, so
-a kill during a save leaves the previous checkpoint intact. Every vaecam checkpoint carries a
+Checkpoints are written by :func:`atomic_torch_save` (Lightning uses it through
+``trainer.AtomicCheckpointIO``): the bytes go to a temporary file in the same folder, are flushed
+to disk, and replace the old file in one ``os.replace``, so a kill during a save leaves the
+previous checkpoint intact. Every vaecam checkpoint carries a
 ``vaecam`` entry (model name, model configuration, format version) made of plain Python values,
 so it loads with ``torch.load(weights_only=True)``: no pickled code ever runs.
 """
@@ -15,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
 from vaecam.errors import CheckpointError
 from vaecam.models import VAE, build_model
@@ -37,15 +37,6 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike[str]) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-
-
-class AtomicCheckpointIO(TorchCheckpointIO):
-    """Lightning checkpoint I/O that never leaves a half-written file in place."""
-
-    def save_checkpoint(
-        self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None
-    ) -> None:
-        atomic_torch_save(checkpoint, path)
 
 
 def vaecam_metadata(model: VAE, **extra: Any) -> dict[str, Any]:

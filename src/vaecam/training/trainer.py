@@ -16,13 +16,33 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from torch.utils.data import DataLoader, Dataset
 
 from vaecam.errors import ConfigError
-from vaecam.training.checkpoints import AtomicCheckpointIO
+from vaecam.training.checkpoints import atomic_torch_save
 from vaecam.training.sampler import SeededShuffleSampler
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning checkpoint I/O that never leaves a half-written file in place."""
+
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None
+    ) -> None:
+        atomic_torch_save(checkpoint, path)
+
+
+class FinalCheckpoint(L.Callback):
+    """Write ``last.ckpt`` when training ends, whatever ``checkpoint_every_n_epochs`` is."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        trainer.save_checkpoint(self.path)
 
 
 @dataclass
@@ -44,6 +64,7 @@ class TrainConfig:
     overwrite: bool = False
     progress_bar: bool = True
     log_every_n_steps: int = 10
+    checkpoint_every_n_epochs: int = 1
     monitor: str = "val/loss"
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -108,9 +129,10 @@ def build_trainer(cfg: TrainConfig, has_validation: bool) -> L.Trainer:
         mode="min",
         save_top_k=1,
         save_last=True,
+        every_n_epochs=cfg.checkpoint_every_n_epochs,
         enable_version_counter=False,
     )
-    callbacks: list[Any] = [best]
+    callbacks: list[Any] = [best, FinalCheckpoint(last_checkpoint(out))]
     if cfg.progress_bar:
         callbacks.append(TQDMProgressBar(refresh_rate=max(1, cfg.log_every_n_steps)))
     loggers = [

@@ -1,0 +1,113 @@
+"""End to end through the CLI on the bundled MNIST digits (no download)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from vaecam.cli import build_parser, main
+from vaecam.data.mnist import load_digits
+from vaecam.experiments.mnist import localization_check
+from vaecam.training.checkpoints import load_model
+
+
+def _subcommands():
+    found = {(): build_parser()}
+
+    def walk(parser, prefix):
+        for action in parser._actions:
+            if action.__class__.__name__ == "_SubParsersAction":
+                for name, sub in action.choices.items():
+                    found[(*prefix, name)] = sub
+                    walk(sub, (*prefix, name))
+
+    walk(found[()], ())
+    return found
+
+
+COMMANDS = _subcommands()
+
+
+@pytest.mark.parametrize("command", list(COMMANDS), ids=lambda c: " ".join(c) or "vaecam")
+def test_every_command_and_option_has_help(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([*command, "--help"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.startswith("usage: vaecam")
+    for action in COMMANDS[command]._actions:
+        if action.__class__.__name__ != "_SubParsersAction":
+            assert action.help, f"option {action.option_strings or action.dest} has no help"
+
+
+def test_explain_writes_grids_and_raw_maps(mnist_checkpoint, tmp_path, capsys):
+    out = tmp_path / "explain"
+    code = main(["explain", "--checkpoint", str(mnist_checkpoint), "--digits", "7", "9",
+                 "--method", "1", "--activation", "relu", "--n", "3", "--out", str(out)])
+    assert code == 0
+    maps = np.load(out / "digit7_method1_relu_encoder-2.npz")
+    assert maps["maps"].shape == (3, 28, 28) and maps["images"].shape == (3, 1, 28, 28)
+    assert (out / "digit9_method1_relu_encoder-2.png").stat().st_size > 5000
+    assert json.loads((out / "explain.json").read_text())["trained_digit"] == 1
+    # method 2, abs, another layer, into the same folder only with --overwrite
+    args = ["explain", "--checkpoint", str(mnist_checkpoint), "--digits", "4", "--method", "2",
+            "--activation", "abs", "--layer", "encoder.0", "--out", str(out)]
+    assert main(args) == 2
+    assert "is not empty; pass --overwrite" in capsys.readouterr().err
+    assert main([*args, "--overwrite"]) == 0
+    assert (out / "digit4_method2_abs_encoder-0.npz").is_file()
+
+
+def _one_line_error(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("vaecam: error: ") and "\n" not in err and "Traceback" not in err
+    return err
+
+
+def test_bad_inputs_give_one_line_errors(mnist_checkpoint, tmp_path, capsys):
+    base = ["explain", "--checkpoint", str(mnist_checkpoint), "--out", str(tmp_path / "x")]
+    assert main([*base, "--layer", "encoder.9"]) == 2
+    assert "unknown layer 'encoder.9'" in _one_line_error(capsys)
+    assert main([*base, "--layer", "fc_mu"]) == 2
+    assert "choose a convolutional layer" in _one_line_error(capsys)
+
+    other = tmp_path / "other.ckpt"
+    torch.save({"vaecam": {"model": "resnet18-vae", "config": {}}, "state_dict": {}}, other)
+    assert main(["explain", "--checkpoint", str(other), "--out", str(tmp_path / "y")]) == 2
+    assert "holds a 'resnet18-vae' model" in _one_line_error(capsys)
+
+    empty = tmp_path / "no_mnist"
+    empty.mkdir()
+    assert main(["train", "mnist", "--digit", "1", "--preset", "smoke", "--source",
+                 "torchvision", "--mnist-root", str(empty), "--out", str(tmp_path / "t")]) == 2
+    assert "MNIST not found under" in _one_line_error(capsys)
+
+    assert main(["train", "mnist", "--digit", "12", "--preset", "smoke",
+                 "--out", str(tmp_path / "t2")]) == 2
+    assert "--digit must be 0..9" in _one_line_error(capsys)
+
+
+def test_attention_localises_pasted_strokes_better_than_random(mnist_checkpoint):
+    model, _ = load_model(mnist_checkpoint, expected="mnist-vae")
+    rows = {r["setting"]: r for r in localization_check(model, 1, load_digits(), n=60)}
+    random_auc = rows["random map"]["pixel_auroc"]
+    assert abs(random_auc - 0.5) < 0.05
+    method1 = rows["attention m1 relu encoder.2"]["pixel_auroc"]
+    assert method1 > random_auc + 0.2, rows
+    assert rows["baseline: reconstruction error"]["pixel_auroc"] > random_auc + 0.2
+
+
+def test_demo_smoke_writes_figures_table_and_report(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--preset", "smoke", "--out", str(out), "--no-progress"]) == 0
+    for name in ("figure1_methods_activations.png", "figure2_one_class.png", "report.md"):
+        assert (out / name).is_file()
+    results = json.loads((out / "results.json").read_text())
+    assert set(results["localization"]) == {"1", "3"}
+    assert len(results["localization"]["1"]) == 10
+    report = (out / "report.md").read_text()
+    assert "figure1_methods_activations.png" in report and "| attention m1 relu" in report
+    assert main(["demo", "--preset", "smoke", "--out", str(out)]) == 2
+    assert "not empty" in capsys.readouterr().err
