@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -57,6 +58,50 @@ def test_resume_runs_only_remaining_steps_and_matches_uninterrupted(tmp_path):
     torch.manual_seed(0)
     init = VAEModule("mnist-vae", SMALL).state_dict()
     assert any((init[k] - a[k]).abs().max() > 1e-4 for k in a)
+
+
+class BatchRecorder(VAEModule):
+    """Records the batches it trains on; snapshots last.ckpt when epoch 2 starts."""
+
+    snapshot: Path | None = None
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.seen: list[list[int]] = []
+
+    def training_step(self, batch, batch_idx):
+        self.seen.append(batch[0][:, 0, 0, 0].mul(48).round().int().tolist())
+        return super().training_step(batch, batch_idx)
+
+    def on_train_epoch_start(self) -> None:
+        if self.snapshot is not None and self.current_epoch == 2:
+            shutil.copy(Path(self.trainer.default_root_dir) / "checkpoints" / "last.ckpt",
+                        self.snapshot)
+
+
+def test_interrupted_run_resumes_with_the_same_batches(tmp_path):
+    """A run killed during epoch 2 resumes from the epoch-1 checkpoint and replays exactly."""
+    data = TensorDataset(torch.arange(48.0).view(48, 1, 1, 1).expand(48, 1, 16, 16) / 48)
+    snapshot = tmp_path / "snapshot.ckpt"
+
+    def run(out: Path, module: BatchRecorder, resume: bool) -> Path:
+        cfg = TrainConfig(out_dir=out, max_epochs=4, batch_size=16, seed=3, resume=resume,
+                          progress_bar=False, accelerator="cpu")
+        return fit(module, data, cfg, val_set=data)
+
+    torch.manual_seed(0)
+    full = BatchRecorder("mnist-vae", SMALL, seed=7)
+    full.snapshot = snapshot
+    full_path = run(tmp_path / "full", full, resume=False)
+    (tmp_path / "resumed" / "checkpoints").mkdir(parents=True)
+    shutil.copy(snapshot, tmp_path / "resumed" / "checkpoints" / "last.ckpt")
+    torch.manual_seed(1)  # a different initialisation: everything must come from the checkpoint
+    resumed = BatchRecorder("mnist-vae", SMALL, seed=7)
+    resumed_path = run(tmp_path / "resumed", resumed, resume=True)
+    assert resumed.seen == full.seen[6:]
+    a, b = read_checkpoint(full_path)["state_dict"], read_checkpoint(resumed_path)["state_dict"]
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], atol=1e-5, rtol=0)
 
 
 def test_checkpoint_loads_with_weights_only_and_rebuilds_model(tmp_path):

@@ -1,0 +1,232 @@
+"""Lightning module for FactorVAE (Kim & Mnih 2018) and AD-FactorVAE (Liu et al. 2020).
+
+One training step, with manual optimisation and two Adam optimisers:
+
+1. VAE step on the batch ``x``: ``recon + KL + gamma * TC`` (+ ``lambda * L_AD`` for
+   AD-FactorVAE, on per-dimension attention maps that stay in the autograd graph).
+2. Discriminator step on *detached* latents: the first half of the batch's ``z`` are the q(z)
+   samples, the second half, with every dim permuted across it, the product-of-marginals samples.
+   Kim & Mnih draw a second batch for the permuted samples; two halves of one batch are two
+   independent batches of B/2 and need no extra forward pass.
+
+All randomness of a step (reparameterisation noise, permutations, AD pair choice) comes from
+:func:`step_generator`, so a resumed run draws what an uninterrupted run would have drawn. The
+discriminator lives under the ``discriminator.`` prefix of the state dict, the VAE under
+``model.``, so :func:`vaecam.training.checkpoints.load_model` rebuilds the VAE alone.
+
+Lightning counts every ``LightningOptimizer.step`` of manual optimisation as a global step; the
+discriminator is stepped through its raw optimiser so that ``global_step`` (and ``max_steps``)
+count training iterations. That bypasses the gradient scaler, so ``16-mixed`` precision is
+refused (``32-true``, ``bf16-mixed`` and the ``-true`` precisions need no scaler).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import torch
+from torch import Tensor
+
+from vaecam.attention import AttentionExplainer
+from vaecam.data.dsprites import GroundTruthData
+from vaecam.errors import ConfigError
+from vaecam.losses.ad import AGGREGATIONS, ad_loss, select_pairs
+from vaecam.losses.factorvae import discriminator_loss, total_correlation
+from vaecam.metrics.disentanglement import factor_vae_metric, torch_representation
+from vaecam.models import build_model
+from vaecam.models.factorvae import Discriminator, FactorVAE
+from vaecam.training.checkpoints import vaecam_metadata
+from vaecam.training.module import batch_images, check_finite, step_generator
+
+VARIANTS = ("factorvae", "ad-factorvae")
+AD_ACTIVATIONS = ("relu", "abs")
+# Metric sizes of the periodic score during training: small, a few seconds on a CPU.
+DEFAULT_SCORE_SIZES = {"batch_size": 64, "num_train": 100, "num_eval": 50,
+                       "num_variance_estimate": 1000}
+
+
+class FactorVAEModule(L.LightningModule):
+    """Trains a ``factorvae`` VAE with a TC discriminator, optionally with the AD loss.
+
+    Args:
+        model_config: keyword arguments of ``build_model("factorvae", ...)``.
+        variant: ``factorvae`` or ``ad-factorvae``.
+        gamma: weight of the TC penalty (Kim & Mnih use 40 on dSprites).
+        lambda_ad: weight of the AD loss (``ad-factorvae`` only).
+        ad_layer: attention layer (default: the model's last conv, ``encoder.6``).
+        ad_activation: ``relu`` (paper; better in the reproduction) or ``abs``.
+        ad_pairs: ``all`` latent pairs or a number of random distinct pairs per step.
+        ad_aggregation: ``mean`` or ``sum`` over pairs.
+        lr, betas: Adam of the VAE; d_lr, d_betas: Adam of the discriminator.
+        score_every: log ``metric/factorvae`` every this many steps on ``score_data`` (0: off).
+        score_sizes: FactorVAE metric sizes of that periodic score.
+    """
+
+    def __init__(
+        self,
+        model_config: dict[str, Any],
+        variant: str = "factorvae",
+        gamma: float = 40.0,
+        lambda_ad: float = 1.0,
+        ad_layer: str | None = None,
+        ad_activation: str = "relu",
+        ad_pairs: str | int = "all",
+        ad_aggregation: str = "mean",
+        lr: float = 1e-4,
+        betas: tuple[float, float] = (0.9, 0.999),
+        d_lr: float = 1e-4,
+        d_betas: tuple[float, float] = (0.5, 0.9),
+        seed: int = 0,
+        score_every: int = 0,
+        score_sizes: dict[str, int] | None = None,
+        score_data: GroundTruthData | None = None,
+        extra_metadata: dict[str, Any] | None = None,
+    ):
+        super().__init__()
+        _validate(variant, gamma, lambda_ad, ad_activation, ad_aggregation, score_every)
+        if score_every and score_data is None:
+            raise ConfigError("score_every needs the ground-truth data to score on")
+        self.save_hyperparameters(ignore=["score_data", "extra_metadata"])
+        self.automatic_optimization = False
+        self.model: FactorVAE = build_model("factorvae", **model_config)  # type: ignore[assignment]
+        init = self.model.config["init"]
+        self.discriminator = Discriminator(self.model.latent_dim, init=init)
+        self.variant = variant
+        self.gamma = float(gamma)
+        self.lambda_ad = float(lambda_ad)
+        self.ad_pairs = ad_pairs
+        self.ad_aggregation = ad_aggregation
+        self.explainer: AttentionExplainer | None = None
+        if variant == "ad-factorvae":
+            select_pairs(self.model.latent_dim, ad_pairs)  # validates the pair option
+            self.explainer = AttentionExplainer(
+                self.model,
+                ad_layer or self.model.default_layer,
+                activation=ad_activation,
+                upsample=False,
+                eval_mode=False,
+            )
+        self.seed = seed
+        self.score_every = int(score_every)
+        self.score_sizes = dict(score_sizes or DEFAULT_SCORE_SIZES)
+        self.score_data = score_data
+        self.extra_metadata = dict(extra_metadata or {})
+
+    def on_fit_start(self) -> None:
+        if self.trainer.precision == "16-mixed":
+            raise ConfigError(
+                "FactorVAE training does not support 16-mixed precision; use 32-true or bf16-mixed"
+            )
+
+    def training_step(self, batch: Any, batch_idx: int) -> Tensor:
+        x = batch_images(batch)
+        if len(x) < 4:
+            raise ConfigError(f"FactorVAE needs batches of at least 4 images, got {len(x)}")
+        opt_vae, opt_d = self.optimizers()  # type: ignore[misc]
+        step = self.global_step
+        gen = step_generator(self.seed, step, self.global_rank, x.device)
+
+        # Discriminator weights frozen here: the TC term trains the encoder only, and no time
+        # goes into discriminator weight gradients that would be thrown away.
+        with self.toggled_optimizer(opt_vae):
+            out = self.model(x, generator=gen)
+            terms = self.model.loss(out, x)
+            tc = total_correlation(self.discriminator, out.z)
+            loss = terms.total + self.gamma * tc
+            logs = {"train/recon": terms.recon, "train/kl": terms.kl, "train/tc": tc}
+            if self.explainer is not None:
+                maps = self.explainer.per_dimension(x, differentiable=True)
+                ad = ad_loss(maps, self.ad_pairs, self.ad_aggregation, gen)
+                loss = loss + self.lambda_ad * ad
+                logs["train/ad"] = ad
+            check_finite(loss, step)
+            opt_vae.zero_grad()
+            self.manual_backward(loss)
+            opt_vae.step()
+
+        half = len(x) // 2
+        d_loss = discriminator_loss(self.discriminator, out.z[:half], out.z[half:], gen)
+        check_finite(d_loss, step, "discriminator loss")
+        opt_d.zero_grad()
+        self.manual_backward(d_loss)
+        opt_d.optimizer.step()  # raw step: global_step counts iterations, see module doc
+
+        logs.update({"train/loss": loss, "train/d_loss": d_loss})
+        self.log_dict(
+            {k: v.detach() for k, v in logs.items()},
+            prog_bar=False,
+            on_step=True,
+            on_epoch=True,
+            batch_size=len(x),
+            sync_dist=True,
+        )
+        return loss.detach()
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        """Every ``score_every`` steps: FactorVAE metric on the ground-truth data (rank 0)."""
+        if not self.score_every or self.global_step % self.score_every:
+            return
+        if not self.trainer.is_global_zero or self.score_data is None:
+            return
+        result = factor_vae_metric(
+            self.score_data,
+            torch_representation(self.model, self.device),
+            seed=self.seed,
+            **self.score_sizes,
+        )
+        self.log("metric/factorvae", result["eval_accuracy"], on_step=True, on_epoch=False,
+                 rank_zero_only=True, prog_bar=True)
+
+    def configure_optimizers(self) -> list[torch.optim.Optimizer]:
+        hp = self.hparams
+        return [
+            torch.optim.Adam(self.model.parameters(), lr=hp.lr, betas=tuple(hp.betas)),
+            torch.optim.Adam(self.discriminator.parameters(), lr=hp.d_lr, betas=tuple(hp.d_betas)),
+        ]
+
+    def metadata(self) -> dict[str, Any]:
+        """Training settings stored beside the model configuration in checkpoints."""
+        hp = self.hparams
+        ad = None
+        if self.explainer is not None:
+            ad = {"layer": self.explainer.layer_name, "activation": hp.ad_activation,
+                  "pairs": hp.ad_pairs, "aggregation": hp.ad_aggregation}
+        return {
+            "variant": self.variant,
+            "gamma": self.gamma,
+            "lambda": self.lambda_ad if ad else None,
+            "ad": ad,
+            "seed": self.seed,
+            **self.extra_metadata,
+        }
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["vaecam"] = vaecam_metadata(self.model, **self.metadata())
+
+
+def _validate(
+    variant: str,
+    gamma: float,
+    lambda_ad: float,
+    ad_activation: str,
+    ad_aggregation: str,
+    score_every: int,
+) -> None:
+    """One-line errors for impossible options."""
+    if variant not in VARIANTS:
+        raise ConfigError(f"unknown model '{variant}'; choose one of: {', '.join(VARIANTS)}")
+    if not gamma >= 0:
+        raise ConfigError(f"gamma must be >= 0 (the TC weight), not {gamma}")
+    if not lambda_ad >= 0:
+        raise ConfigError(f"lambda must be >= 0 (the AD loss weight), not {lambda_ad}")
+    if ad_activation not in AD_ACTIVATIONS:
+        raise ConfigError(
+            f"AD activation must be one of {', '.join(AD_ACTIVATIONS)}, not '{ad_activation}'"
+        )
+    if ad_aggregation not in AGGREGATIONS:
+        raise ConfigError(
+            f"AD aggregation must be one of {', '.join(AGGREGATIONS)}, not '{ad_aggregation}'"
+        )
+    if score_every < 0:
+        raise ConfigError(f"score_every must be >= 0 (0 disables), not {score_every}")
