@@ -63,8 +63,8 @@ def _quiet_libraries() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=os.environ.get("VAECAM_LOG", "WARNING"), format="%(message)s")
-    _quiet_libraries()
     parser = build_parser()
+    _quiet_libraries()  # after the imports: Lightning sets its log level when imported
     args = parser.parse_args(argv)
     try:
         return int(args.handler(args) or 0)
