@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ from vaecam.cli.common import (
 from vaecam.data.mnist import SOURCES
 from vaecam.errors import ConfigError
 from vaecam.experiments import mnist
+from vaecam.report.outputs import prepare_output_dir
 
 
 def _add_data_options(parser: argparse.ArgumentParser) -> None:
@@ -51,7 +51,7 @@ def _explain(args: argparse.Namespace) -> int:
     if args.method == "normal-difference":
         raise ConfigError("normal-difference needs training statistics: use the Python API "
                           "(AttentionExplainer.normal_difference) or 'vaecam localize'")
-    out = _fresh_dir(args.out, args.overwrite)
+    out = prepare_output_dir(args.out, args.overwrite)
     written = mnist.explain_digits(
         args.checkpoint, args.digits, out, method=args.method or "1",
         activation=args.activation or "relu", layer=args.layer, n_per_digit=args.n,
@@ -64,7 +64,7 @@ def _explain(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     options = merged(args, "mnist")
-    out = _fresh_dir(args.out, args.overwrite)
+    out = prepare_output_dir(args.out, args.overwrite)
 
     def cfg_for(name: str):
         return train_config({**options, "out": out / name, "overwrite": True})
@@ -74,17 +74,6 @@ def _demo(args: argparse.Namespace) -> int:
     print(report.read_text())
     print(f"report: {report}")
     return 0
-
-
-def _fresh_dir(out: Path, overwrite: bool) -> Path:
-    """An output folder that holds no earlier results unless the user said to replace them."""
-    out = Path(out)
-    if out.exists() and any(out.iterdir()):
-        if not overwrite:
-            raise ConfigError(f"{out} is not empty; pass --overwrite or choose another --out")
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
-    return out
 
 
 def register(verbs: argparse._SubParsersAction, groups: dict[str, Any]) -> None:

@@ -18,7 +18,6 @@ size.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -367,20 +366,6 @@ def subset_indices(n_total: int, max_images: int | None) -> list[int]:
     if max_images < 1:
         raise ConfigError(f"--max-images must be at least 1, not {max_images}")
     return sorted(set(np.linspace(0, n_total - 1, max_images).round().astype(int).tolist()))
-
-
-def prepare_out(out: Path, overwrite: bool) -> Path:
-    """A results folder (absolute, so records name it fully) that holds no earlier results
-    unless the user said to replace them."""
-    out = Path(out).resolve()
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {out} is a file; choose a folder")
-    if out.is_dir() and any(out.iterdir()):
-        if not overwrite:
-            raise ConfigError(f"{out} is not empty; pass --overwrite or choose another --out")
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
-    return out
 
 
 def json_metrics(evaluation: Evaluation) -> list[dict[str, Any]]:

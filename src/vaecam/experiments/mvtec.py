@@ -13,6 +13,7 @@ from vaecam.errors import ConfigError
 from vaecam.experiments import localization as loc
 from vaecam.experiments.training import train_vae
 from vaecam.models.mvtec import ResNet18VAE
+from vaecam.report.outputs import prepare_output_dir
 from vaecam.report.references import MVTEC_PIXEL
 from vaecam.report.tables import markdown_table
 from vaecam.training.checkpoints import load_model
@@ -81,7 +82,7 @@ def localize_mvtec(options: dict[str, Any]) -> loc.Report:
     size = model.input_shape[1]
     test_set = MVTecTest(root, category, size)
     stats_set = MVTecTrain(root, category, size) if "normal-difference" in cfg.methods else None
-    out = loc.prepare_out(options["out"], bool(options.get("overwrite", False)))
+    out = prepare_output_dir(options["out"], bool(options.get("overwrite", False)))
     evaluation = loc.run(model, test_set, test_set.labels, cfg, options, stats_set)
     pretrained = "ImageNet" if meta["config"].get("pretrained_loaded") else "random"
     note = (

@@ -15,6 +15,7 @@ from vaecam.errors import ConfigError
 from vaecam.experiments import localization as loc
 from vaecam.experiments.training import train_vae
 from vaecam.models.ucsd import UCSDVAE
+from vaecam.report.outputs import prepare_output_dir
 from vaecam.report.references import UCSD_PED1_PIXEL_AUROC
 from vaecam.report.tables import markdown_table
 from vaecam.training.checkpoints import load_model
@@ -85,7 +86,7 @@ def localize_ucsd(options: dict[str, Any]) -> loc.Report:
     size = model.input_shape[1]
     test_set = UCSDTestClips(root, size, clips=_clips(options.get("clips")), frames=frames)
     stats_set = UCSDTrainFrames(root, size) if "normal-difference" in cfg.methods else None
-    out = loc.prepare_out(options["out"], bool(options.get("overwrite", False)))
+    out = prepare_output_dir(options["out"], bool(options.get("overwrite", False)))
     evaluation = loc.run(model, test_set, test_set.labels, cfg, options, stats_set)
     note = (
         f"Data: {root.name}, {evaluation.n_images} test frames ({frames}; "
