@@ -59,6 +59,7 @@ def _quiet_libraries() -> None:
     warnings.filterwarnings("ignore", message=r".*LeafSpec.*")
     warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=r".*smaller than the logging interval.*")
+    warnings.filterwarnings("ignore", message=r".*no `val_dataloader`.*")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
