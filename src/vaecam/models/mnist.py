@@ -14,6 +14,7 @@ from torch import Tensor, nn
 
 from vaecam.models import register
 from vaecam.models.base import VAE
+from vaecam.models.blocks import conv_encoder
 
 
 @register("mnist-vae")
@@ -36,15 +37,7 @@ class MNISTVAE(VAE):
             raise ValueError(f"image height and width must be multiples of 4, got {h}x{w}")
         self.feature_shape = (c2, h // 4, w // 4)
         flat = c2 * (h // 4) * (w // 4)
-        self.encoder = nn.Sequential(
-            nn.Conv2d(c_in, c1, 4, 2, 1),
-            nn.ReLU(),
-            nn.Conv2d(c1, c2, 4, 2, 1),
-            nn.ReLU(),
-            nn.Flatten(),
-            nn.Linear(flat, hidden),
-            nn.ReLU(),
-        )
+        self.encoder = conv_encoder(c_in, (c1, c2), flat, hidden)
         self.fc_mu = nn.Linear(hidden, latent_dim)
         self.fc_logvar = nn.Linear(hidden, latent_dim)
         self.decoder = nn.Sequential(

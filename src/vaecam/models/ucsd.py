@@ -24,6 +24,7 @@ from torch import Tensor, nn
 from vaecam.errors import ConfigError
 from vaecam.models import register
 from vaecam.models.base import VAE
+from vaecam.models.blocks import conv_encoder
 
 
 def _halve(size: int) -> int:
@@ -71,17 +72,7 @@ class UCSDVAE(VAE):
         c1, c2, c3 = channels
         self.feature_shape = (c3, heights[3], widths[3])
         flat = c3 * heights[3] * widths[3]
-        self.encoder = nn.Sequential(
-            nn.Conv2d(c_in, c1, 4, 2, 1),
-            nn.ReLU(),
-            nn.Conv2d(c1, c2, 4, 2, 1),
-            nn.ReLU(),
-            nn.Conv2d(c2, c3, 4, 2, 1),
-            nn.ReLU(),
-            nn.Flatten(),
-            nn.Linear(flat, hidden),
-            nn.ReLU(),
-        )
+        self.encoder = conv_encoder(c_in, (c1, c2, c3), flat, hidden)
         self.fc_mu = nn.Linear(hidden, latent_dim)
         self.fc_logvar = nn.Linear(hidden, latent_dim)
         sizes = list(zip(heights, widths, strict=True))
