@@ -18,26 +18,14 @@ Headline (last line): ``speedup_vs_naive`` = naive time / method 1 time.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
-from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
+from timing import timeit
 from torch import nn
 
 from vaecam.attention import AttentionExplainer
 from vaecam.models import build_model
-
-
-def timeit(fn: Callable[[], object], repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def _grad_cam_step(model: nn.Module, x: torch.Tensor, layer: nn.Module, mu: torch.Tensor,

@@ -23,12 +23,12 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from collections.abc import Callable
 from typing import Any
 
 import lightning as L
 import numpy as np
 import torch
+from timing import timeit
 from torch.utils.data import TensorDataset
 
 from vaecam.data.dsprites import load_dsprites
@@ -78,16 +78,6 @@ def step_times(variants: list[str], images: torch.Tensor, batch: int, warmup: in
             times[variant] += timer.times[warmup:]
             modules[variant] = module
     return {v: statistics.median(t) for v, t in times.items()}, modules
-
-
-def timeit(fn: Callable[[], object], repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> None:
