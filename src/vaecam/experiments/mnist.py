@@ -225,7 +225,7 @@ def demo_report(results: dict[str, Any], tables: dict[int, list[dict[str, Any]]]
         "method 1 (mean of per-dimension maps), right block method 2 (gradient of sum(mu)); "
         "layer `encoder.2`. Each overlay's colour scale spans that map's own min..max, so "
         "sigmoid maps (all values near 0.5, which is why the reproduction found them poor) "
-        "look like the ReLU maps they are a monotonic transform of.",
+        "look like the signed map they are a monotonic transform of.",
         f"![figure 1]({Path(results['figures']['figure1']).name})",
         "",
         "## Figure 2 (reproduction paper, Figure 2)",
