@@ -180,6 +180,21 @@ def test_differentiable_fast_path_gradient_equals_generic():
         torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-4)
 
 
+def test_fast_path_follows_weight_updates():
+    """The fast path's cached weight copy is refreshed after in-place updates and reloads."""
+    model = _mnist()
+    x = torch.rand(3, 1, 16, 16)
+    fast = AttentionExplainer(model, "encoder.2")
+    generic = AttentionExplainer(model, "encoder.2", fast_path="off")
+    fast.per_dimension(x)  # fills the cache
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+    model.loss(model(x), x).total.backward()
+    optimizer.step()  # in-place update of the Linear weight
+    torch.testing.assert_close(fast.per_dimension(x), generic.per_dimension(x), atol=1e-5, rtol=0)
+    model.load_state_dict(_mnist(seed=5).state_dict())
+    torch.testing.assert_close(fast.per_dimension(x), generic.per_dimension(x), atol=1e-5, rtol=0)
+
+
 def test_bfloat16_close_to_float32():
     model = _mnist()
     x = torch.rand(4, 1, 16, 16)

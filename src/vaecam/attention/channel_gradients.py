@@ -15,9 +15,12 @@ Per-dimension maps use the unit vectors (``w_r = e_i``); method 2 uses ``w = 1``
   pointwise derivative mask per channel, ``V[b, j, k] = sum_p W[j, k, p] * mask[b, k, p]``, and
   combined with the Jacobian of the cheap rest of the chain, ``J[r, b, j] = d(w_r . mu)/du_j``:
   ``alpha = J . V / (h*w)``. That costs about one backward pass through the Linear instead of D.
+  A channel-major copy of ``W`` is cached per Linear (refreshed when the weight changes).
 """
 
 from __future__ import annotations
+
+import weakref
 
 import torch
 from torch import Tensor, nn
@@ -36,6 +39,10 @@ _POINTWISE = (
 )
 # Modules that are elementwise only in eval mode (per-channel affine / identity).
 _POINTWISE_IN_EVAL = (nn.BatchNorm2d, nn.Dropout, nn.Dropout2d)
+# Per fast-path Linear: (weight key, its channel-major copy), see _channel_major_weight.
+_WEIGHT_CACHE: weakref.WeakKeyDictionary[nn.Linear, tuple[tuple[object, ...], Tensor]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def find_linear_head(model: nn.Module, layer_name: str) -> nn.Linear | None:
@@ -83,7 +90,7 @@ def _batched_vjp(
         (g,) = torch.autograd.grad(
             output,
             inputs,
-            grad_outputs,
+            grad_outputs.contiguous(),  # expanded (stride-0) rows make the vmapped ops ~2x slower
             retain_graph=True,
             create_graph=create_graph,
             is_grads_batched=True,
@@ -113,6 +120,26 @@ def generic_channel_weights(
     return grads.mean(dim=(-2, -1)).transpose(0, 1)
 
 
+def _channel_major_weight(linear: nn.Linear, c: int, hw: int, differentiable: bool) -> Tensor:
+    """``W / hw`` laid out (C, hw, H1) so each channel's block is one contiguous GEMM operand.
+
+    The 1/hw of Eq. 1 is folded in. Outside differentiable mode the copy is cached per Linear and
+    rebuilt when the weight changes (its version counter moves on every in-place update, such as
+    an optimiser step or ``load_state_dict``).
+    """
+    weight = linear.weight
+    if differentiable:
+        return (weight.reshape(-1, c, hw) / hw).permute(1, 2, 0).contiguous()
+    key = (weight.data_ptr(), weight._version, c, hw, weight.dtype, weight.device)
+    cached = _WEIGHT_CACHE.get(linear)
+    if cached is None or cached[0] != key:
+        with torch.no_grad():
+            copy = (weight.reshape(-1, c, hw) / hw).permute(1, 2, 0).contiguous()
+        cached = (key, copy)
+        _WEIGHT_CACHE[linear] = cached
+    return cached[1]
+
+
 def linear_head_channel_weights(
     mu: Tensor,
     activation: Tensor,
@@ -136,9 +163,10 @@ def linear_head_channel_weights(
         retain_graph=True,
         create_graph=create_graph,
     )
-    weight = linear.weight.reshape(linear.out_features, c, h * w)
-    # V[b, j, k] = sum_p W[j, k, p] * mask[b, k, p]: small matmuls batched over channels.
-    v = torch.einsum("bkp,jkp->bjk", mask.reshape(b, c, h * w), weight)
-    go = grad_outputs_for(directions, mu)
-    jac = _batched_vjp(mu, linear_output, go, create_graph)  # (R, B, H1)
-    return torch.einsum("rbj,bjk->brk", jac, v) / (h * w)
+    weight = _channel_major_weight(linear, c, h * w, create_graph)  # (C, hw, H1)
+    # V[k, b, j] = sum_p mask[b, k, p] * W[j, k, p] / hw: one (B x hw) @ (hw x H1) per channel.
+    v = torch.bmm(mask.reshape(b, c, h * w).transpose(0, 1).contiguous(), weight)
+    jac = _batched_vjp(mu, linear_output, grad_outputs_for(directions, mu), create_graph)
+    # alpha[b, r, k] = sum_j J[r, b, j] * V[k, b, j]: one (R x H1) @ (H1 x C) per image,
+    # reading V through strides instead of copying it.
+    return torch.bmm(jac.transpose(0, 1), v.permute(1, 2, 0))
