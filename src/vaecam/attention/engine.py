@@ -88,7 +88,8 @@ class AttentionExplainer:
         upsample: bilinear upsampling of the maps to the input's height and width.
         normalize: per-map min-max normalisation to [0, 1]. Off by default: it rescales each
             image's map independently, which distorts pixel AUROC across images.
-        fast_path: ``auto`` uses the exact Linear-head shortcut when the structure allows it,
+        fast_path: ``auto`` uses the exact Linear-head shortcut when the structure allows it
+            and more than one latent direction is asked for (per-dimension maps, method 1);
             ``off`` always uses batched vector-Jacobian products.
         eval_mode: run the encoder in eval mode (restored afterwards).
     """
@@ -225,7 +226,8 @@ class AttentionExplainer:
             stack.enter_context(torch.enable_grad())
             # Detected after the mode switch: eval-only pointwise modules depend on it.
             head = None
-            if self.fast_path == "auto" and grad_norm == "none":
+            # One direction (method 2, Eq. 4) is cheaper as one plain backward.
+            if self.fast_path == "auto" and grad_norm == "none" and directions.shape[-2] > 1:
                 head = find_linear_head(self.model, self.layer_name)
             capture = stack.enter_context(
                 LayerCapture(self.layer, self.layer_name, detach=not differentiable)
