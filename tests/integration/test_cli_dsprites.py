@@ -35,7 +35,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     for model in ("factorvae", "ad-factorvae"):
         out = root / model
         run_ok(["train", "dsprites", "--preset", "smoke", "--model", model, "--out", str(out),
-                "--no-progress", "--ad-pairs", "all"])
+                "--no-progress", "--ad-pairs", "all", "--max-steps", "3"])
         runs[model] = out
     return runs
 
@@ -56,6 +56,10 @@ def test_train_and_score(trained: dict[str, Path], model: str, tmp_path: Path) -
                 "metric/factorvae"}
     assert expected <= columns
     assert ("train/ad_step" in columns) == (model == "ad-factorvae")
+    (path,) = run.glob("logs/csv/**/metrics.csv")
+    with open(path) as handle:
+        scored = [row for row in csv.DictReader(handle) if row["metric/factorvae"]]
+    assert len(scored) == 1  # scored at step 2 (smoke: every 2 steps), not repeated at step 3
 
     run_ok(["score", "dsprites", "--preset", "smoke", "--checkpoint", str(checkpoint),
             "--out", str(tmp_path)])
@@ -63,7 +67,7 @@ def test_train_and_score(trained: dict[str, Path], model: str, tmp_path: Path) -
     for key in ("factorvae", "mig", "recon_error", "num_active_dims", "steps", "gamma"):
         assert result[key] is not None, key
     assert 0.0 <= result["factorvae"] <= 1.0 and result["recon_error"] > 0
-    assert result["model"] == model and result["steps"] == 2
+    assert result["model"] == model and result["steps"] == 3
     assert (result["ad"] is not None) == (model == "ad-factorvae")
     assert result["metric_sizes"]["num_train"] == 10  # smoke sizes over the named preset
 

@@ -195,6 +195,17 @@ def test_fast_path_follows_weight_updates():
     torch.testing.assert_close(fast.per_dimension(x), generic.per_dimension(x), atol=1e-5, rtol=0)
 
 
+def test_fast_path_scratch_reuse_keeps_results_independent():
+    """Calls with growing and shrinking batches reuse V's scratch buffer without mixing results."""
+    model = _mnist()
+    fast = AttentionExplainer(model, "encoder.2")
+    generic = AttentionExplainer(model, "encoder.2", fast_path="off")
+    batches = [torch.rand(n, 1, 16, 16) for n in (7, 2, 9, 7)]
+    results = [fast.per_dimension(x) for x in batches]
+    for x, got in zip(batches, results, strict=True):
+        torch.testing.assert_close(got, generic.per_dimension(x), atol=1e-5, rtol=0)
+
+
 def test_bfloat16_close_to_float32():
     model = _mnist()
     x = torch.rand(4, 1, 16, 16)

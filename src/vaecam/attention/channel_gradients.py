@@ -15,7 +15,10 @@ Per-dimension maps use the unit vectors (``w_r = e_i``); method 2 uses ``w = 1``
   pointwise derivative mask per channel, ``V[b, j, k] = sum_p W[j, k, p] * mask[b, k, p]``, and
   combined with the Jacobian of the cheap rest of the chain, ``J[r, b, j] = d(w_r . mu)/du_j``:
   ``alpha = J . V / (h*w)``. That costs about one backward pass through the Linear instead of D.
-  A channel-major copy of ``W`` is cached per Linear (refreshed when the weight changes).
+  A channel-major copy of ``W`` is cached per Linear (refreshed when the weight changes), and on
+  CPU ``V`` is written into a reused scratch buffer: a fresh tensor of that size costs more in
+  page faults than the product itself. (So one Linear must not be explained from two threads at
+  once.)
 """
 
 from __future__ import annotations
@@ -43,6 +46,10 @@ _POINTWISE_IN_EVAL = (nn.BatchNorm2d, nn.Dropout, nn.Dropout2d)
 _WEIGHT_CACHE: weakref.WeakKeyDictionary[nn.Linear, tuple[tuple[object, ...], Tensor]] = (
     weakref.WeakKeyDictionary()
 )
+# Per fast-path Linear on CPU: the scratch buffer that V is written into, see _v_buffer.
+_V_SCRATCH: weakref.WeakKeyDictionary[nn.Linear, Tensor] = weakref.WeakKeyDictionary()
+# Largest V kept as scratch between calls (elements; 256 MiB in float32).
+_MAX_SCRATCH_NUMEL = 1 << 26
 
 
 def find_linear_head(model: nn.Module, layer_name: str) -> nn.Linear | None:
@@ -140,6 +147,22 @@ def _channel_major_weight(linear: nn.Linear, c: int, hw: int, differentiable: bo
     return cached[1]
 
 
+def _v_buffer(linear: nn.Linear, shape: tuple[int, int, int], like: Tensor) -> Tensor | None:
+    """A reused CPU buffer for ``V`` of ``shape``, or None where a fresh tensor is the better deal.
+
+    Only on CPU (allocators of accelerators already recycle memory) and up to
+    ``_MAX_SCRATCH_NUMEL`` elements, so a huge batch does not pin its memory after the call.
+    """
+    numel = shape[0] * shape[1] * shape[2]
+    if like.device.type != "cpu" or numel > _MAX_SCRATCH_NUMEL:
+        return None
+    scratch = _V_SCRATCH.get(linear)
+    if scratch is None or scratch.dtype != like.dtype or scratch.numel() < numel:
+        scratch = torch.empty(numel, dtype=like.dtype)
+        _V_SCRATCH[linear] = scratch
+    return scratch[:numel].view(shape)
+
+
 def linear_head_channel_weights(
     mu: Tensor,
     activation: Tensor,
@@ -165,7 +188,9 @@ def linear_head_channel_weights(
     )
     weight = _channel_major_weight(linear, c, h * w, create_graph)  # (C, hw, H1)
     # V[k, b, j] = sum_p mask[b, k, p] * W[j, k, p] / hw: one (B x hw) @ (hw x H1) per channel.
-    v = torch.bmm(mask.reshape(b, c, h * w).transpose(0, 1).contiguous(), weight)
+    mask = mask.reshape(b, c, h * w).transpose(0, 1).contiguous()
+    out = None if create_graph else _v_buffer(linear, (c, b, weight.shape[-1]), weight)
+    v = torch.bmm(mask, weight) if out is None else torch.bmm(mask, weight, out=out)
     jac = _batched_vjp(mu, linear_output, grad_outputs_for(directions, mu), create_graph)
     # alpha[b, r, k] = sum_j J[r, b, j] * V[k, b, j]: one (R x H1) @ (H1 x C) per image,
     # reading V through strides instead of copying it.

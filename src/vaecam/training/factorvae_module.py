@@ -175,8 +175,13 @@ class FactorVAEModule(L.LightningModule):
             seed=self.seed,
             **self.score_sizes,
         )
-        self.log("metric/factorvae", result["eval_accuracy"], on_step=True, on_epoch=False,
-                 rank_zero_only=True, prog_bar=True)
+        score = float(result["eval_accuracy"])
+        # Straight to the loggers: ``self.log`` from this hook would repeat the value at every
+        # later logging step until the next score, which reads as a score that was measured.
+        for logger in self.loggers:
+            logger.log_metrics({"metric/factorvae": score}, step=self.global_step)
+        self.log("metric/factorvae", score, on_step=True, on_epoch=False, rank_zero_only=True,
+                 prog_bar=True, logger=False)
 
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
         hp = self.hparams
