@@ -15,6 +15,7 @@ from torch.utils.data import TensorDataset
 from vaecam.errors import CheckpointError, ConfigError, VaecamError
 from vaecam.training import checkpoints
 from vaecam.training.checkpoints import load_model, read_checkpoint
+from vaecam.training.factorvae_module import FactorVAEModule
 from vaecam.training.module import VAEModule
 from vaecam.training.trainer import TrainConfig, fit, last_checkpoint
 
@@ -31,6 +32,26 @@ class StepCounter(VAEModule):
 
     def on_train_batch_end(self, *args) -> None:
         self.steps_run = getattr(self, "steps_run", 0) + 1
+
+
+def _weights(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.clone() for k, v in module.state_dict().items()}
+
+
+@pytest.mark.parametrize("build", [
+    lambda seed: VAEModule("mnist-vae", SMALL, seed=seed),
+    lambda seed: FactorVAEModule({"latent_dim": 4}, seed=seed),
+], ids=["vae", "factorvae"])
+def test_initial_weights_depend_on_the_seed_alone(build) -> None:
+    torch.manual_seed(1)
+    first = _weights(build(5))
+    torch.rand(100)  # other draws in the process must not matter
+    rng = torch.get_rng_state()
+    again = _weights(build(5))
+    assert torch.equal(rng, torch.get_rng_state())  # the global RNG is left alone
+    other = _weights(build(6))
+    assert all(torch.equal(first[k], again[k]) for k in first)
+    assert not all(torch.equal(first[k], other[k]) for k in first)
 
 
 def _run(out: Path, epochs: int, resume: bool = False, lr: float = 1e-3) -> tuple[Path, int]:

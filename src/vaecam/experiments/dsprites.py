@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -116,7 +115,6 @@ def train(config: DSpritesConfig, run: TrainConfig) -> Path:
     if run.batch_size < 4:
         raise ConfigError(f"batch size {run.batch_size} is too small; FactorVAE needs at least 4")
     data = load_dsprites(config.dsprites)
-    L.seed_everything(run.seed, verbose=False)  # the initial weights depend on the seed
     module = FactorVAEModule(
         {"latent_dim": config.latent_dim, "init": config.init},
         variant=config.model,

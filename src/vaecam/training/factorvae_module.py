@@ -37,7 +37,7 @@ from vaecam.metrics.disentanglement import factor_vae_metric, torch_representati
 from vaecam.models import build_model
 from vaecam.models.factorvae import Discriminator, FactorVAE
 from vaecam.training.checkpoints import vaecam_metadata
-from vaecam.training.module import batch_images, check_finite, step_generator
+from vaecam.training.module import batch_images, check_finite, seeded_init, step_generator
 
 VARIANTS = ("factorvae", "ad-factorvae")
 AD_ACTIVATIONS = ("relu", "abs")
@@ -89,9 +89,10 @@ class FactorVAEModule(L.LightningModule):
             raise ConfigError("score_every needs the ground-truth data to score on")
         self.save_hyperparameters(ignore=["score_data", "extra_metadata"])
         self.automatic_optimization = False
-        self.model: FactorVAE = build_model("factorvae", **model_config)  # type: ignore[assignment]
-        init = self.model.config["init"]
-        self.discriminator = Discriminator(self.model.latent_dim, init=init)
+        with seeded_init(seed):
+            self.model: FactorVAE = build_model("factorvae", **model_config)  # type: ignore[assignment]
+            init = self.model.config["init"]
+            self.discriminator = Discriminator(self.model.latent_dim, init=init)
         self.variant = variant
         self.gamma = float(gamma)
         self.lambda_ad = float(lambda_ad)

@@ -1,13 +1,16 @@
 """The Lightning module that trains any vaecam VAE on its own loss.
 
-Randomness in a training step (the reparameterisation noise) comes from a generator seeded by
-(seed, global step, rank), so a run resumed from a checkpoint draws exactly the noise an
-uninterrupted run would have drawn.
+Randomness is a function of the seed alone: the initial weights are drawn from ``seed`` (whatever
+ran before in the process), and the noise of a training step (the reparameterisation) from a
+generator seeded by (seed, global step, rank), so a run resumed from a checkpoint draws exactly
+the noise an uninterrupted run would have drawn.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import lightning as L
@@ -25,6 +28,14 @@ def step_generator(seed: int, step: int, rank: int, device: torch.device) -> tor
     gen = torch.Generator(device=device)
     gen.manual_seed((seed * 1_000_003 + step * 101 + rank) % (2**63 - 1))
     return gen
+
+
+@contextmanager
+def seeded_init(seed: int) -> Iterator[None]:
+    """Draw the weights of modules built inside from ``seed``; the global RNG is left as it was."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
 
 
 def check_finite(value: Tensor, step: int, what: str = "loss") -> None:
@@ -59,7 +70,8 @@ class VAEModule(L.LightningModule):
     ):
         super().__init__()
         self.save_hyperparameters(ignore=["extra_metadata"])
-        self.model: VAE = build_model(model_name, **model_config)
+        with seeded_init(seed):
+            self.model: VAE = build_model(model_name, **model_config)
         self.lr = lr
         self.betas = tuple(betas)
         self.seed = seed
