@@ -124,7 +124,6 @@ def test_module_validates_options() -> None:
 
 
 def _run(out: Path, max_steps: int, resume: bool = False) -> Path:
-    torch.manual_seed(0)
     module = FactorVAEModule({"latent_dim": 4}, variant="ad-factorvae", gamma=10.0, seed=3)
     cfg = TrainConfig(out_dir=out, max_steps=max_steps, max_epochs=-1, batch_size=4,
                       resume=resume, progress_bar=False, log_every_n_steps=1, seed=3)

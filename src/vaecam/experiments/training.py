@@ -9,7 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch.utils.data import Dataset
 
 from vaecam.training.module import VAEModule
@@ -29,7 +28,6 @@ def train_vae(
     ``record`` (the data and options of the run, plain values) is stored in the checkpoint's
     ``vaecam`` entry beside the seed.
     """
-    torch.manual_seed(cfg.seed)  # model initialisation
     module = VAEModule(
         model_name,
         model_config,
