@@ -7,7 +7,8 @@ STAMP := $(VENV)/.installed
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 DEMO_OUT ?= outputs/demo
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench clean browser
+CHROMIUM := /usr/bin/chromium
 
 install: $(STAMP)
 
@@ -24,8 +25,20 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks
 
-test: $(STAMP) lint
+test: $(STAMP) lint browser
 	$(PY) -m pytest -q -p no:cacheprovider
+
+# Headless Chromium for tests/integration/test_report_browser.py, from Debian's packages, when
+# missing and we are root; otherwise (or if apt fails) one line says the browser test is skipped.
+browser:
+	@if [ -x $(CHROMIUM) ]; then exit 0; fi; \
+	if [ "$$(id -u 2>/dev/null)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing chromium for the browser test (apt-get)"; \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			--no-install-recommends chromium; } >/dev/null || true; \
+	fi; \
+	[ -x $(CHROMIUM) ] || echo "browser test will be skipped: $(CHROMIUM) is missing;" \
+		"install it with: sudo apt-get install -y --no-install-recommends chromium"
 
 bench: $(STAMP)
 	@for b in $(filter-out benchmarks/timing.py,$(wildcard benchmarks/*.py)); do \

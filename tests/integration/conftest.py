@@ -16,4 +16,4 @@ def mnist_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     code = main(["train", "mnist", "--digit", "1", "--preset", "smoke", "--max-epochs", "2",
                  "--accelerator", "cpu", "--out", str(out), "--no-progress"])
     assert code == 0
-    return out / "checkpoints" / "best.ckpt"
+    return out / "seed0" / "checkpoints" / "best.ckpt"

@@ -80,71 +80,82 @@ def mvtec_run(synth: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def _check_results(out: Path, stdout: str, n_tables: int) -> dict:
+def _check_results(out: Path, stdout: str) -> dict:
     table = (out / "table.md").read_text()
-    assert_filled(table, n_tables)
-    assert str(out / "results.json") in stdout and "| baseline |" in stdout
+    for t in markdown_tables(table):
+        for row in t:
+            assert len(row) == len(t[0]) and all(row), row
+    assert str(out / "results.json") in stdout and "| recon-abs |" in stdout
     results = json.loads((out / "results.json").read_text())
-    for key in ("checkpoint", "switches", "data", "training", "model", "results"):
+    for key in ("checkpoints", "switches", "data", "training", "model", "settings", "latent"):
         assert results[key], key
-    assert results["training"]["seed"] == 0
-    assert (out / "roc.png").is_file() and (out / "overlays_baseline.png").is_file()
+    assert results["training"]["0"]["seed"] == 0 and results["seeds"] == [0]
+    assert (out / "roc.png").is_file() and (out / "overlays_methods.png").is_file()
     return results
 
 
-def _best(results: dict) -> tuple[float, float]:
-    attention = [r["pixel_auroc"] for r in results["results"] if r["layer"] != "baseline"]
-    baseline = next(r for r in results["results"] if r["layer"] == "baseline")
-    return max(attention), baseline["pixel_auroc"]
+def _metric(results: dict, name: str, metric: str = "pixel_auroc") -> float:
+    setting = next(s for s in results["settings"] if s["name"] == name)
+    return setting["metrics"][metric]["mean"]
 
 
 def test_localize_ucsd_smoke_fills_figure4_and_finds_the_cart(ucsd_run, tmp_path, capsys):
     out = tmp_path / "loc"
     code, stdout, _ = run_cli(["localize", "ucsd", "--preset", "smoke", "--checkpoint",
-                               ucsd_run, "--out", out], capsys)
+                               ucsd_run, "--out", out, "--no-progress"], capsys)
     assert code == 0
-    results = _check_results(out, stdout, n_tables=2)
-    rows = [r[0] for r in markdown_tables(results["table_md"])[0][1:]]
-    assert rows == ["baseline", "conv1", "conv2", "conv3"]
+    results = _check_results(out, stdout)
+    figure4 = next(t for t in markdown_tables(results["table_md"]) if t[0][0] == "layer")
+    assert [r[0] for r in figure4[1:]] == ["recon-abs", "conv1", "conv2", "conv3"]
     assert results["switches"]["frames"] == "all"
     assert results["data"]["skipped_clips"] == ["Test003"]
-    assert len(results["results"]) == 1 + 3 * 2 * 2
-    assert {f"overlays_conv{i}.png" for i in (1, 2, 3)} <= {p.name for p in out.iterdir()}
-    best_attention, baseline = _best(results)
-    assert best_attention >= 0.8 and baseline >= 0.8
+    names = [s["name"] for s in results["settings"]]
+    assert names[0] == "recon-abs" and len([n for n in names if n.startswith("attention ")]) == 12
+    assert {"combi", "grad-kl", "ssim", "recon-sq", "attention-x-recon"} <= set(names)
+    # the carts of the generated clips are found by the baseline and by these settings
+    assert _metric(results, "recon-abs") >= 0.95 and _metric(results, "recon-abs", "aupro") >= 0.9
+    assert _metric(results, "combi") >= 0.95
+    assert _metric(results, "attention conv1 m1 relu") >= 0.85
+    health = results["latent"]["0"]
+    assert health["collapsed"] == (health["active_units"] == 0)
+    assert ("collapsed" in stdout or "collapsed" in capsys.readouterr().err) or \
+        not health["collapsed"]
 
 
 def test_localize_ucsd_switches_are_recorded(ucsd_run, tmp_path, capsys):
     out = tmp_path / "loc"
     code, stdout, _ = run_cli(
         ["localize", "ucsd", "--preset", "smoke", "--checkpoint",
-         ucsd_run / "checkpoints/last.ckpt", "--out", out, "--frames", "anomalous-only",
+         ucsd_run / "seed0/checkpoints/last.ckpt", "--out", out, "--frames", "anomalous-only",
          "--resize", "downscale-masks", "--mask-rule", "any", "--grad-norm", "rms-image",
          "--layer", "conv2", "encoder.4", "--method", "2", "--activation", "abs",
-         "--max-images", "6", "--device", "cpu"], capsys)
+         "--maps", "attention", "--max-images", "6", "--device", "cpu", "--resamples", "200",
+         "--no-progress"], capsys)
     assert code == 0
-    results = _check_results(out, stdout, n_tables=2)
+    results = _check_results(out, stdout)
     switches = results["switches"]
     assert switches["resize"] == "downscale-masks" and switches["grad_norm"] == "rms-image"
     assert switches["mask_rule"] == "any" and switches["device"] == "cpu"
     assert switches["layers"] == {"conv2": "encoder.2", "conv3": "encoder.4"}
-    assert results["n_images"] == 6 and not results["image_level_metrics"]
-    assert [r["setting"] for r in results["results"]] == ["baseline", "conv2 m2 abs",
-                                                          "conv3 m2 abs"]
+    assert results["n_images"] == 6 and results["n_resamples"] == 200
+    assert [s["name"] for s in results["settings"]] == ["recon-abs", "attention conv2 m2 abs",
+                                                        "attention conv3 m2 abs"]
+    assert "image_auroc_max" not in results["settings"][0]["metrics"]  # anomalous frames only
 
 
 def test_localize_mvtec_smoke_fills_table2(mvtec_run, synth, tmp_path, capsys):
     out = tmp_path / "loc"
     code, stdout, _ = run_cli(["localize", "mvtec", "--preset", "smoke", "--checkpoint",
-                               mvtec_run, "--out", out], capsys)
+                               mvtec_run, "--out", out, "--no-progress"], capsys)
     assert code == 0
-    results = _check_results(out, stdout, n_tables=2)
+    results = _check_results(out, stdout)
     assert results["model"]["config"]["pretrained_loaded"] is False
     assert results["data"]["category"] == "synthetic"
-    assert results["training"]["data"]["n_train_items"] == 64  # augmented on the fly
-    assert {"aupro", "image_auroc_max"} <= set(results["results"][0])
-    best_attention, baseline = _best(results)
-    assert best_attention >= 0.8 and baseline >= 0.8
+    assert results["training"]["0"]["data"]["n_train_items"] == 64  # augmented on the fly
+    assert {"aupro", "image_auroc_max"} <= set(results["settings"][0]["metrics"])
+    table2 = next(t for t in markdown_tables(results["table_md"]) if t[0][0] == "category")
+    assert [r[1] for r in table2[1:]] == ["pixel AUROC", "best IoU"]
+    assert _metric(results, "recon-abs") >= 0.9 and _metric(results, "combi") >= 0.9
 
 
 def _one_line_error(code: int, err: str, needle: str) -> None:
@@ -220,6 +231,6 @@ def test_synth_refuses_options_of_the_other_kind_and_non_empty_out(synth, tmp_pa
     code, _, err = run_cli(["data", "synth", "ucsd", tmp_path / "u", "--size", "64"], capsys)
     _one_line_error(code, err, "--size only apply to 'mvtec'")
     code, _, err = run_cli(["data", "synth", "mvtec", synth / "mvtec"], capsys)
-    _one_line_error(code, err, "not empty")
+    _one_line_error(code, err, "already holds")
     frame = np.asarray(Image.open(next((synth / "ucsd/UCSDped1/Test/Test001").iterdir())))
     assert frame.shape == (80, 120)

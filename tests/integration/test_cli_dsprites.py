@@ -11,6 +11,13 @@ import pytest
 import torch
 
 from vaecam.cli import main
+from vaecam.data.dsprites import load_dsprites
+from vaecam.metrics.disentanglement import (
+    FACTORVAE_METRIC_PRESETS,
+    factor_vae_metric,
+    torch_representation,
+)
+from vaecam.training.checkpoints import load_model
 
 pytestmark = pytest.mark.slow
 
@@ -36,7 +43,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         out = root / model
         run_ok(["train", "dsprites", "--preset", "smoke", "--model", model, "--out", str(out),
                 "--no-progress", "--ad-pairs", "all", "--max-steps", "3"])
-        runs[model] = out
+        runs[model] = out / "seed0"
     return runs
 
 
@@ -66,7 +73,16 @@ def test_train_and_score(trained: dict[str, Path], model: str, tmp_path: Path) -
     result = json.loads((tmp_path / "score.json").read_text())
     for key in ("factorvae", "mig", "recon_error", "num_active_dims", "steps", "gamma"):
         assert result[key] is not None, key
-    assert 0.0 <= result["factorvae"] <= 1.0 and result["recon_error"] > 0
+    # the CLI scores the checkpoint's model with the preset's sizes and seed: the same number
+    # as the metric computed here directly on the loaded model
+    loaded, _ = load_model(checkpoint, expected="factorvae")
+    direct = factor_vae_metric(load_dsprites("procedural"), torch_representation(loaded, "cpu"),
+                               seed=0, **{**FACTORVAE_METRIC_PRESETS["reproduction"],
+                                          "batch_size": 8, "num_train": 10, "num_eval": 6,
+                                          "num_variance_estimate": 64})
+    assert result["factorvae"] == direct["eval_accuracy"]
+    assert result["num_active_dims"] == direct["num_active_dims"]
+    assert result["recon_error"] > 0
     assert result["model"] == model and result["steps"] == 3
     assert (result["ad"] is not None) == (model == "ad-factorvae")
     assert result["metric_sizes"]["num_train"] == 10  # smoke sizes over the named preset

@@ -111,7 +111,7 @@ def test_interrupted_run_resumes_with_the_same_batches(tmp_path):
     full = BatchRecorder("mnist-vae", SMALL, seed=7)
     full.snapshot = snapshot
     full_path = run(tmp_path / "full", full, resume=False)
-    (tmp_path / "resumed" / "checkpoints").mkdir(parents=True)
+    shutil.copytree(tmp_path / "full", tmp_path / "resumed")  # the run as it was when killed
     shutil.copy(snapshot, tmp_path / "resumed" / "checkpoints" / "last.ckpt")
     resumed = BatchRecorder("mnist-vae", SMALL, seed=7)
     with torch.no_grad():  # a different initialisation: everything must come from the checkpoint
@@ -152,7 +152,8 @@ def test_kill_during_save_leaves_previous_checkpoint_readable(tmp_path, monkeypa
 
 def test_existing_run_is_not_overwritten_and_resume_needs_a_run(tmp_path):
     _run(tmp_path / "run", epochs=1)
-    with pytest.raises(ConfigError, match="already holds a training run; pass --resume"):
+    with pytest.raises(ConfigError, match="already holds the results of 'vaecam train train'; "
+                       "pass --overwrite"):
         _run(tmp_path / "run", epochs=1)
     with pytest.raises(ConfigError, match="nothing to resume"):
         _run(tmp_path / "empty", epochs=1, resume=True)
@@ -209,6 +210,33 @@ def test_ddp_two_cpu_processes(tmp_path):
            "--out", str(out), "--no-progress"]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    ckpt = read_checkpoint(last_checkpoint(out))
+    ckpt = read_checkpoint(last_checkpoint(out / "seed0"))
     # 450 training digits, batch 64 per process: 4 steps per epoch with 2 processes (8 with 1)
     assert ckpt["global_step"] == 4
+
+
+# --- exact resume after any step, for every module -------------------------------------------
+
+def _steps_run(out: Path, build, steps: int, resume: bool = False, every: int = 0) -> Path:
+    cfg = TrainConfig(out_dir=out, max_epochs=-1, max_steps=steps, batch_size=8, seed=3,
+                      resume=resume, progress_bar=False, accelerator="cpu",
+                      checkpoint_every_n_steps=every, log_every_n_steps=1)
+    return fit(build(), _data(48), cfg)
+
+
+@pytest.mark.parametrize("build", [
+    lambda: VAEModule("mnist-vae", SMALL, seed=7),
+    lambda: FactorVAEModule({"latent_dim": 4, "input_shape": [1, 16, 16]}, seed=7),
+    lambda: FactorVAEModule({"latent_dim": 4, "input_shape": [1, 16, 16]}, seed=7,
+                            variant="ad-factorvae"),
+], ids=["vae", "factorvae", "ad-factorvae"])
+def test_mid_epoch_resume_equals_a_straight_run(tmp_path, build) -> None:
+    """4 steps, then resumed to 8, inside one 6-step epoch, equals 8 straight steps exactly."""
+    straight = _steps_run(tmp_path / "straight", build, 8)
+    _steps_run(tmp_path / "split", build, 4)
+    resumed = _steps_run(tmp_path / "split", build, 8, resume=True)
+    a, b = read_checkpoint(straight), read_checkpoint(resumed)
+    assert a["global_step"] == b["global_step"] == 8
+    assert a["state_dict"].keys() == b["state_dict"].keys() and len(a["state_dict"]) > 5
+    for key in a["state_dict"]:
+        assert torch.equal(a["state_dict"][key], b["state_dict"][key]), key

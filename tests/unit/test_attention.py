@@ -36,7 +36,10 @@ def reference_per_dimension(model, x, layer_name, activation, resize=True):
     return upsample(maps, x.shape[-2:]) if resize else maps
 
 
-def reference_method2(model, x, layer_name, activation, rms=False):
+def reference_method2(model, x, layer_name, activation, rms=False, order="before"):
+    """Method 2 written plainly: gradient of sum(mu), optional RMS over the batch, channel means,
+    weighted channel sum; the activation at the layer's resolution (``before``) or on the
+    upsampled map (``after-upsample``, the authors' order)."""
     layer = dict(model.named_modules())[layer_name]
     store = {}
     handle = layer.register_forward_hook(lambda m, i, o: store.__setitem__("A", o))
@@ -48,8 +51,10 @@ def reference_method2(model, x, layer_name, activation, rms=False):
     if rms:
         g = g / (torch.sqrt(torch.mean(g**2)) + 1e-5)
     alpha = g.mean(dim=(2, 3))
-    m = ACTS[activation]((alpha[:, :, None, None] * A).sum(dim=1, keepdim=True))
-    return F.interpolate(m, size=x.shape[-2:], mode="bilinear", align_corners=False)[:, 0].detach()
+    signed = (alpha[:, :, None, None] * A).sum(dim=1, keepdim=True).detach()
+    if order == "before":
+        return upsample(ACTS[activation](signed), x.shape[-2:])[:, 0]
+    return ACTS[activation](upsample(signed, x.shape[-2:]))[:, 0]
 
 
 class SkipVAE(nn.Module):
@@ -98,6 +103,14 @@ def test_per_dimension_and_methods_match_reference(activation, layer, batch, fas
         atol=1e-5,
         rtol=0,
     )
+    after = AttentionExplainer(model, layer, activation=activation, fast_path=fast_path,
+                               activation_order="after-upsample")
+    torch.testing.assert_close(
+        after.method2(x, grad_norm="rms-batch"),
+        reference_method2(model, x, layer, activation, rms=True, order="after-upsample"),
+        atol=1e-5,
+        rtol=0,
+    )
 
 
 def test_maps_are_not_trivial():
@@ -134,6 +147,8 @@ def test_no_upsample_gives_layer_resolution_and_normalize_range():
     x = torch.rand(2, 1, 16, 16)
     small = AttentionExplainer(model, "encoder.2", upsample=False).method1(x)
     assert small.shape == (2, 4, 4)
+    expected = reference_per_dimension(model, x, "encoder.2", "relu", resize=False).mean(dim=1)
+    torch.testing.assert_close(small, expected, atol=1e-5, rtol=0)
     norm = AttentionExplainer(model, "encoder.2", activation="abs", normalize=True).method2(x)
     assert norm.amin(dim=(1, 2)).abs().max() < 1e-6
     assert (norm.amax(dim=(1, 2)) - 1).abs().max() < 1e-5
@@ -234,7 +249,13 @@ def test_normal_difference_matches_weighted_reference():
     sampled = AttentionExplainer(model, "encoder.2").normal_difference(
         x, stats, sample=True, generator=torch.Generator().manual_seed(0)
     )
-    assert sampled.shape == got.shape
+    # d drawn from N(mu_y - mu_x, sigma_x^2 + sigma_y^2) with the same noise.
+    var = stats.var + logvar.exp()
+    noise = torch.randn(mu.shape, generator=torch.Generator().manual_seed(0))
+    drawn = (mu - stats.mean + noise * var.sqrt()) / var
+    expected = torch.relu((ref_dims * drawn[:, :, None, None]).sum(1, keepdim=True))
+    torch.testing.assert_close(sampled, upsample(expected, x.shape[-2:])[:, 0], atol=1e-5, rtol=0)
+    assert (sampled - got).abs().max() > 1e-4  # the draw matters
 
 
 def test_latent_stats_pool_moments():

@@ -1,97 +1,140 @@
-"""The shared localisation pass: maps equal the engine's, streaming metrics equal batch ones."""
+"""The shared localisation pass: every map scored exactly, seeds aggregated, resolutions kept.
+
+References are independent: maps from the engine and from ``compute_maps`` one setting at a
+time, metrics from the one-shot functions of :mod:`vaecam.metrics.localization`.
+"""
 
 from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from vaecam.attention import AttentionExplainer
+from vaecam.data.transforms import downscale_masks
 from vaecam.errors import ConfigError
 from vaecam.experiments import localization as loc
-from vaecam.metrics.baseline import reconstruction_error
-from vaecam.metrics.localization import LocalizationEvaluator
+from vaecam.maps import build_map, compute_maps
+from vaecam.metrics.localization import aupro, best_iou, image_auroc, pixel_auroc
 from vaecam.models import build_model
 
 TINY = {"input_shape": [1, 24, 24], "latent_dim": 4, "channels": [4, 6, 8], "hidden": 16}
 
 
-@pytest.fixture(scope="module")
-def model():
-    torch.manual_seed(0)
+def _model(seed: int):
+    torch.manual_seed(seed)
     return build_model("ucsd-vae", **TINY).eval()
 
 
-def _batch(n: int = 5, seed: int = 0):
+def _data(n: int = 6, seed: int = 0):
     gen = torch.Generator().manual_seed(seed)
     x = torch.rand(n, 1, 24, 24, generator=gen)
     masks = torch.zeros(n, 24, 24, dtype=torch.bool)
     masks[1:, 2:18, 4:20] = True  # image 0 is normal
+    masks[2, 20:23, 1:4] = True  # a second region in image 2
     return x, masks
 
 
-@pytest.mark.parametrize("layer", ["encoder.0", "encoder.4"])
-@pytest.mark.parametrize("grad_norm", ["none", "rms-image"])
-def test_layer_maps_equal_the_engine_for_every_activation(model, layer, grad_norm):
-    x, _ = _batch()
-    cfg = loc.LocalizationConfig({"l": layer}, activations=("relu", "abs", "sigmoid"),
-                                 grad_norm=grad_norm)
-    signed = AttentionExplainer(model, layer, activation="none", upsample=False)
-    maps = loc.layer_maps(signed, x, cfg)
-    for act in cfg.activations:
-        engine = AttentionExplainer(model, layer, activation=act)
-        m1 = loc._finish(maps["1", act], (24, 24), cfg, display=False)
-        m2 = loc._finish(maps["2", act], (24, 24), cfg, display=False)
-        torch.testing.assert_close(m1, engine.method1(x), atol=1e-6, rtol=1e-5)
-        torch.testing.assert_close(m2, engine.method2(x, grad_norm=grad_norm), atol=1e-6,
-                                   rtol=1e-5)
+def _batches(x, masks, split: int = 4):
+    return [(x[:split], masks[:split], ["c"] * split, torch.arange(split)),
+            (x[split:], masks[split:], ["c"] * (len(x) - split), torch.arange(split, len(x)))]
 
 
-def test_streamed_evaluation_equals_one_batch_and_downscales_masks(model):
-    x, masks = _batch(6)
-    cfg = loc.LocalizationConfig({"conv1": "encoder.0", "conv3": "encoder.4"},
-                                 resize="downscale-masks")
-    batches = [(x[:4], masks[:4], ["c"] * 4, torch.arange(4)),
-               (x[4:], masks[4:], ["c"] * 2, torch.arange(4, 6))]
-    ev = loc.evaluate(model, batches, cfg, overlay_indices=[1, 5])
-    assert [s.name for s in ev.settings][:3] == ["baseline", "conv1 m1 relu", "conv1 m1 abs"]
-    assert ev.n_images == 6 and ev.n_anomalous == 5 and ev.image_level
-    reference = LocalizationEvaluator()
-    with torch.no_grad():
-        reference.update(reconstruction_error(x, model(x).recon), masks)
-    assert ev.metrics["baseline"] == pytest.approx(reference.result())
-    assert len(ev.overlays.images) == 2 and ev.overlays.titles == ["c/1", "c/5"]
-    assert ev.overlays.maps["conv3 m2 abs"][0].shape == (24, 24)  # shown at input size
-    table = loc.metrics_table(ev)
-    assert "–" not in table and table.count("\n") == 2 + len(ev.settings)
+def _cfg(**kwargs):
+    base = {"layers": {"conv1": "encoder.0", "conv3": "encoder.4"}, "maps": "ssim,attention",
+            "n_resamples": 100}
+    return loc.LocalizationConfig(**{**base, **kwargs})
 
 
-def test_pixel_only_metrics_without_normal_images(model):
-    x, masks = _batch(4)
-    ev = loc.evaluate(model, [(x[1:], masks[1:], ["c"] * 3, torch.arange(3))],
-                      loc.LocalizationConfig({"conv2": "encoder.2"}), image_level=False)
-    assert set(ev.metrics["conv2 m2 relu"]) == {"pixel_auroc", "best_iou", "best_iou_threshold",
-                                                "aupro"}
+def test_streamed_metrics_equal_one_shot_metrics_of_every_map():
+    model, (x, masks) = _model(0), _data()
+    cfg = _cfg()
+    settings = cfg.settings(model)
+    names = [s.name for s in settings]
+    assert names[:3] == ["recon-abs", "ssim", "attention conv1 m1 relu"]
+    assert len(names) == 2 + 2 * 2 * 2
+    labels = masks.flatten(1).any(dim=1)
+    ev = loc.evaluate(model, _batches(x, masks), settings, cfg, labels, [1, 5], progress=False)
+    assert ev.n_images == 6 and ev.n_anomalous == 5
+    for s in settings:
+        maps = compute_maps(model, x, [s.method])[s.method.label]
+        got = ev.metrics[s.name]
+        assert got["pixel_auroc"] == pytest.approx(pixel_auroc(maps, masks))
+        assert got["best_iou"] == pytest.approx(best_iou(maps, masks)[0])
+        assert got["aupro"] == pytest.approx(aupro(maps, masks))
+        assert got["image_auroc_max"] == pytest.approx(image_auroc(maps, masks))
+        point = ev.bootstrap.settings[s.name].metrics["pixel_auroc"]
+        assert point.ci95[0] - 0.05 <= point.point <= point.ci95[1] + 0.05
+    engine = AttentionExplainer(model, "encoder.4", activation="abs").method2(x)
+    torch.testing.assert_close(torch.stack(ev.overlays.maps["attention conv3 m2 abs"]),
+                               engine[[1, 5]], atol=1e-6, rtol=1e-5)
+    assert ev.overlays.titles == ["c/1", "c/5"] and set(ev.ms_per_image) == set(names)
+    assert ev.latent["latent_dim"] == 4 and "collapsed" in ev.latent
 
 
-def test_layers_by_label_or_name_and_helpers(model):
+def test_downscale_masks_scores_pixels_at_the_layer_and_regions_at_full_size():
+    model, (x, masks) = _model(0), _data()
+    cfg = _cfg(resize="downscale-masks", maps="attention", methods=("2",), activations=("abs",))
+    settings = cfg.settings(model)
+    labels = masks.flatten(1).any(dim=1)
+    ev = loc.evaluate(model, _batches(x, masks), settings, cfg, labels, progress=False)
+    small = AttentionExplainer(model, "encoder.4", activation="abs", upsample=False).method2(x)
+    assert small.shape[-2:] == (3, 3)
+    small_masks = downscale_masks(masks, 3, 3, "majority")
+    got = ev.metrics["attention conv3 m2 abs"]
+    assert got["pixel_auroc"] == pytest.approx(pixel_auroc(small, small_masks))
+    full = F.interpolate(small[:, None], size=(24, 24), mode="nearest")[:, 0]
+    assert got["aupro"] == pytest.approx(aupro(full, masks))  # regions of the full masks
+    image_labels = labels[:, None, None].expand(-1, 3, 3)  # the dataset's, not the small masks'
+    assert got["image_auroc_max"] == pytest.approx(image_auroc(small, image_labels))
+
+
+def test_seeds_are_scored_on_the_same_resamples_and_aggregate():
+    x, masks = _data()
+    labels = masks.flatten(1).any(dim=1)
+    dataset = [(x[i], masks[i], "c", i) for i in range(len(x))]
+    cfg = _cfg(maps="grad-kl", layers={"conv3": "encoder.4"})
+    agg = loc.evaluate_seeds({0: _model(0), 1: _model(1)}, dataset, labels, cfg,
+                             {"eval_batch_size": 4, "overlays": 2, "device": "cpu",
+                              "no_progress": True})
+    assert list(agg.seeds) == [0, 1]
+    cell = agg.cell("grad-kl", "pixel_auroc")
+    exact = [agg.seeds[s].metrics["grad-kl"]["pixel_auroc"] for s in (0, 1)]
+    assert cell["per_seed"] == pytest.approx(exact)
+    assert cell["mean"] == pytest.approx(sum(exact) / 2)
+    assert cell["std"] == pytest.approx(abs(exact[0] - exact[1]) / 2)
+    assert cell["vs_baseline"]["verdict"] in ("better", "worse", "undecided")
+    assert agg.cell("recon-abs", "pixel_auroc").get("vs_baseline") is None
+    results = loc.results_json(agg, cfg, {"note": "n"})
+    assert [s["name"] for s in results["settings"]] == ["recon-abs", "grad-kl"]
+    assert results["settings"][1]["metrics"]["pixel_auroc"] == cell
+
+
+def test_attention_map_settings_share_work_but_keep_the_engines_values():
+    model, (x, _) = _model(2), _data()
+    for order in ("before", "after-upsample"):
+        relu = build_map("attention", method="1", activation="relu", layer="encoder.2",
+                         activation_order=order)
+        absolute = build_map("attention", method="1", activation="abs", layer="encoder.2",
+                             activation_order=order)
+        maps = compute_maps(model, x, [relu, absolute])
+        for method, act in ((relu, "relu"), (absolute, "abs")):
+            engine = AttentionExplainer(model, "encoder.2", activation=act,
+                                        activation_order=order).method1(x)
+            torch.testing.assert_close(maps[method.label], engine, atol=1e-6, rtol=1e-5)
+
+
+def test_layers_by_label_or_name_and_helpers():
+    model = _model(0)
     assert loc.resolve_layers(model, ["conv1", "encoder.4"]) == {"conv1": "encoder.0",
                                                                  "conv3": "encoder.4"}
     with pytest.raises(ConfigError, match=r"conv1 \(encoder.0\)"):
         loc.resolve_layers(model, ["layer9"])
     with pytest.raises(ConfigError, match="--resize"):
-        loc.LocalizationConfig({"conv1": "encoder.0"}, resize="nearest")  # type: ignore[arg-type]
+        _cfg(resize="nearest")
+    with pytest.raises(ConfigError, match="--resamples must be at least 100"):
+        _cfg(n_resamples=50)
+    with pytest.raises(ConfigError, match="unknown anomaly map 'nope'"):
+        _cfg(maps="nope").settings(model)
     assert loc.subset_indices(10, 4) == [0, 3, 6, 9] and loc.subset_indices(3, None) == [0, 1, 2]
     assert loc.overlay_indices(torch.tensor([False, True, True, False, True]), 2) == [1, 4]
-
-
-def test_chunked_updates_give_the_same_metrics():
-    gen = torch.Generator().manual_seed(3)
-    scores = torch.rand(6, 8, 8, generator=gen)
-    masks = torch.rand(6, 8, 8, generator=gen) > 0.7
-    masks[0] = False
-    whole, chunked = loc._Chunked(True, 0.3), loc._Chunked(True, 0.3, pixels=100)
-    whole.update(scores, masks)
-    for i in range(6):
-        chunked.update(scores[i : i + 1], masks[i : i + 1])
-    assert chunked.result() == pytest.approx(whole.result())
-    assert loc.Setting("conv1", "normal-difference", "abs").name == "conv1 nd abs"

@@ -98,17 +98,28 @@ def test_bad_generator_options(tmp_path: Path) -> None:
         make_ucsd_like(tmp_path, n_test_clips=1, n_unlabeled=2)
 
 
-def test_synthesize_refuses_non_empty_folder(tmp_path: Path) -> None:
+def test_synthesize_replaces_only_what_it_generated(tmp_path: Path) -> None:
     out = tmp_path / "out"
     root = synthesize("ucsd", out, n_train_clips=1, n_test_clips=1, frames_per_clip=3)
     assert root == out / "UCSDped1"
-    with pytest.raises(DataError, match=r"folder .*out is not empty; pass --overwrite") as info:
+    with pytest.raises(ConfigError, match=r"UCSDped1 already holds the results of 'vaecam data "
+                       r"synth ucsd'; pass --overwrite") as info:
         synthesize("ucsd", out)
     assert "\n" not in str(info.value)
     (out / "keep.txt").write_text("mine")
     synthesize("ucsd", out, overwrite=True, n_train_clips=2, n_test_clips=1, frames_per_clip=3)
     assert sorted(p.name for p in (root / "Train").iterdir()) == ["Train001", "Train002"]
     assert (out / "keep.txt").read_text() == "mine"
+    (root / "Train" / "notes.txt").write_text("a file vaecam did not write")
+    with pytest.raises(ConfigError, match="holds files vaecam did not write"):
+        synthesize("ucsd", out, overwrite=True)
+    assert (root / "Train" / "notes.txt").is_file() and (root / "Train" / "Train002").is_dir()
+    real = tmp_path / "real"
+    (real / "UCSDped1" / "Train" / "Train001").mkdir(parents=True)  # a user's real dataset
+    (real / "UCSDped1" / "Train" / "Train001" / "001.tif").write_bytes(b"frame")
+    with pytest.raises(ConfigError, match="holds files vaecam did not write"):
+        synthesize("ucsd", real, overwrite=True)
+    assert (real / "UCSDped1" / "Train" / "Train001" / "001.tif").read_bytes() == b"frame"
 
 
 def test_synthesize_mvtec_and_bad_requests(tmp_path: Path) -> None:

@@ -1,20 +1,33 @@
 """The attention engine: Grad-CAM maps on a VAE's latent space for any encoder.
 
-Knows nothing about datasets or training. Entry points: :class:`AttentionExplainer` and
-:func:`explain`.
+Knows nothing about datasets or training. Entry points: :class:`AttentionExplainer`,
+:func:`explain` and the targets of :mod:`vaecam.attention.targets`.
 """
 
-from vaecam.attention.activations import ACTIVATIONS
+from vaecam.attention.activations import ACTIVATION_ORDERS, ACTIVATIONS
 from vaecam.attention.engine import GRAD_NORMS, METHODS, AttentionExplainer, explain
 from vaecam.attention.hooks import spatial_layer_names
 from vaecam.attention.latent_stats import LatentStats
+from vaecam.attention.targets import (
+    DistanceToMean,
+    LatentDirection,
+    NormalDifference,
+    PosteriorTarget,
+    SumOfMeans,
+)
 
 __all__ = [
     "ACTIVATIONS",
+    "ACTIVATION_ORDERS",
     "GRAD_NORMS",
     "METHODS",
     "AttentionExplainer",
+    "DistanceToMean",
+    "LatentDirection",
     "LatentStats",
+    "NormalDifference",
+    "PosteriorTarget",
+    "SumOfMeans",
     "explain",
     "spatial_layer_names",
 ]

@@ -4,14 +4,16 @@ For direction ``w_r`` (a row of ``directions``) and channel ``k``:
 
     alpha[b, r, k] = 1/(h*w) * sum_{p,q} d (w_r . mu[b]) / d A[b, k, p, q]
 
-Per-dimension maps use the unit vectors (``w_r = e_i``); method 2 uses ``w = 1`` (the gradient of
-``sum(mu)``). Two ways to compute it:
+Per-dimension maps use the unit vectors (``w_r = e_i``); a target ``f(mu)`` uses each image's own
+gradient ``w_b = df/dmu_b`` (method 2: ``w = 1``). Two ways to compute it:
 
 * :func:`generic_channel_weights` works for any encoder: one vector-Jacobian product per
   direction, batched with ``is_grads_batched`` (one backward for a single direction).
 * :func:`linear_head_channel_weights` is exact and much faster when the layer is followed by
-  (pointwise ops ->) ``Flatten`` -> ``Linear`` inside an ``nn.Sequential``. Only channel sums of
-  the gradient are needed, so the Linear weight ``W`` (H1 x C*h*w) is contracted with the
+  (pointwise ops ->) ``Flatten`` -> ``Linear`` inside an ``nn.Sequential`` and ``encode`` uses
+  the layer output only through that chain (the engine checks it once, see
+  :mod:`vaecam.attention.fast_path`). Only channel sums of the gradient are needed, so the
+  Linear weight ``W`` (H1 x C*h*w) is contracted with the
   pointwise derivative mask per channel, ``V[b, j, k] = sum_p W[j, k, p] * mask[b, k, p]``, and
   combined with the Jacobian of the cheap rest of the chain, ``J[r, b, j] = d(w_r . mu)/du_j``:
   ``alpha = J . V / (h*w)``. That costs about one backward pass through the Linear instead of D.
@@ -23,10 +25,14 @@ Per-dimension maps use the unit vectors (``w_r = e_i``); method 2 uses ``w = 1``
 
 from __future__ import annotations
 
+import functools
 import weakref
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
+
+from vaecam.errors import ConfigError
 
 # Modules whose Jacobian is diagonal (elementwise) whatever their mode.
 _POINTWISE = (
@@ -40,8 +46,8 @@ _POINTWISE = (
     nn.Softplus,
     nn.Identity,
 )
-# Modules that are elementwise only in eval mode (per-channel affine / identity).
-_POINTWISE_IN_EVAL = (nn.BatchNorm2d, nn.Dropout, nn.Dropout2d)
+# Modules that are elementwise only in eval mode (identity); BatchNorm, see _pointwise_here.
+_POINTWISE_IN_EVAL = (nn.Dropout, nn.Dropout2d)
 # Per fast-path Linear: (weight key, its channel-major copy), see _channel_major_weight.
 _WEIGHT_CACHE: weakref.WeakKeyDictionary[nn.Linear, tuple[tuple[object, ...], Tensor]] = (
     weakref.WeakKeyDictionary()
@@ -52,11 +58,26 @@ _V_SCRATCH: weakref.WeakKeyDictionary[nn.Linear, Tensor] = weakref.WeakKeyDictio
 _MAX_SCRATCH_NUMEL = 1 << 26
 
 
+def _pointwise_here(module: nn.Module) -> bool:
+    """Whether ``module`` acts elementwise in its current mode.
+
+    BatchNorm is a per-channel affine map only in eval mode *with* running statistics; without
+    them (``track_running_stats=False``) it normalises with batch statistics even in eval mode.
+    """
+    if isinstance(module, _POINTWISE):
+        return True
+    if isinstance(module, nn.modules.batchnorm._BatchNorm):
+        return not module.training and module.running_mean is not None
+    return isinstance(module, _POINTWISE_IN_EVAL) and not module.training
+
+
 def find_linear_head(model: nn.Module, layer_name: str) -> nn.Linear | None:
     """The Linear of a ``pointwise -> Flatten -> Linear`` chain after ``layer_name``, or None.
 
     The layer must be a direct child of an ``nn.Sequential``; the children after it must be
-    pointwise modules, then ``nn.Flatten()`` over all non-batch dims, then ``nn.Linear``.
+    pointwise modules, then ``nn.Flatten()`` over all non-batch dims, then ``nn.Linear``. This
+    is only the structure inside the Sequential: what ``encode`` does with the layer output
+    elsewhere is invisible here, so the engine checks the shortcut before trusting it.
     """
     parent_name, _, child = layer_name.rpartition(".")
     parent = model.get_submodule(parent_name) if parent_name else model
@@ -67,9 +88,7 @@ def find_linear_head(model: nn.Module, layer_name: str) -> nn.Linear | None:
         return None
     following = list(parent.children())[names.index(child) + 1 :]
     for i, module in enumerate(following):
-        if isinstance(module, _POINTWISE):
-            continue
-        if isinstance(module, _POINTWISE_IN_EVAL) and not module.training:
+        if _pointwise_here(module):
             continue
         is_flatten = (
             isinstance(module, nn.Flatten) and module.start_dim == 1 and module.end_dim == -1
@@ -80,35 +99,40 @@ def find_linear_head(model: nn.Module, layer_name: str) -> nn.Linear | None:
     return None
 
 
-def _batched_vjp(
-    output: Tensor, inputs: Tensor, grad_outputs: Tensor, create_graph: bool
-) -> Tensor:
-    """Vector-Jacobian products for each row of ``grad_outputs`` (R, *output.shape) -> (R, ...).
+def uses_batch_statistics(model: nn.Module) -> bool:
+    """Whether a BatchNorm of ``model`` normalises with batch statistics (training mode, or no
+    running statistics): images of a batch then interact, which rules the shortcut out."""
+    return any(
+        isinstance(m, nn.modules.batchnorm._BatchNorm) and (m.training or m.running_mean is None)
+        for m in model.modules()
+    )
 
+
+def batched_vjp(
+    output: Tensor, inputs: Sequence[Tensor], grad_outputs: Tensor, create_graph: bool
+) -> list[Tensor | None]:
+    """Vector-Jacobian products for each row of ``grad_outputs`` (R, *output.shape).
+
+    One ``(R, *input.shape)`` tensor per input, None for an input ``output`` does not depend on.
     Uses one batched backward (vmap) and falls back to a loop where an operator has no batching
     rule.
     """
+    grad = functools.partial(
+        torch.autograd.grad, output, list(inputs), retain_graph=True, create_graph=create_graph,
+        allow_unused=True,
+    )
     if grad_outputs.shape[0] == 1:
-        (g,) = torch.autograd.grad(
-            output, inputs, grad_outputs[0], retain_graph=True, create_graph=create_graph
-        )
-        return g.unsqueeze(0)
-    try:
-        (g,) = torch.autograd.grad(
-            output,
-            inputs,
-            grad_outputs.contiguous(),  # expanded (stride-0) rows make the vmapped ops ~2x slower
-            retain_graph=True,
-            create_graph=create_graph,
-            is_grads_batched=True,
-        )
-        return g
-    except RuntimeError:
-        rows = [
-            torch.autograd.grad(output, inputs, go, retain_graph=True, create_graph=create_graph)[0]
-            for go in grad_outputs
-        ]
-        return torch.stack(rows)
+        rows = [grad(grad_outputs[0])]
+    else:
+        try:
+            # Expanded (stride-0) rows make the vmapped ops ~2x slower: contiguous() first.
+            return list(grad(grad_outputs.contiguous(), is_grads_batched=True))
+        except RuntimeError:
+            rows = [grad(go) for go in grad_outputs]
+    return [
+        None if row[0] is None else torch.stack(row)
+        for row in zip(*rows, strict=True)
+    ]
 
 
 def grad_outputs_for(directions: Tensor, mu: Tensor) -> Tensor:
@@ -120,11 +144,23 @@ def grad_outputs_for(directions: Tensor, mu: Tensor) -> Tensor:
 
 
 def generic_channel_weights(
-    mu: Tensor, activation: Tensor, directions: Tensor, create_graph: bool
-) -> Tensor:
-    """Eq. 1 for any encoder: (B, R, C) channel weights from full gradients w.r.t. ``A``."""
-    grads = _batched_vjp(mu, activation, grad_outputs_for(directions, mu), create_graph)
-    return grads.mean(dim=(-2, -1)).transpose(0, 1)
+    mu: Tensor, activations: dict[str, Tensor], directions: Tensor, create_graph: bool
+) -> dict[str, Tensor]:
+    """Eq. 1 for any encoder: (B, R, C) channel weights per layer, from full gradients.
+
+    All layers share one batched backward.
+    """
+    names = list(activations)
+    grads = batched_vjp(
+        mu, [activations[n] for n in names], grad_outputs_for(directions, mu), create_graph
+    )
+    weights = {}
+    for name, g in zip(names, grads, strict=True):
+        if g is None:
+            raise ConfigError(f"mu does not depend on layer '{name}'; choose a layer that the "
+                              "encoder uses to compute mu")
+        weights[name] = g.mean(dim=(-2, -1)).transpose(0, 1)
+    return weights
 
 
 def _channel_major_weight(linear: nn.Linear, c: int, hw: int, differentiable: bool) -> Tensor:
@@ -189,9 +225,13 @@ def linear_head_channel_weights(
     weight = _channel_major_weight(linear, c, h * w, create_graph)  # (C, hw, H1)
     # V[k, b, j] = sum_p mask[b, k, p] * W[j, k, p] / hw: one (B x hw) @ (hw x H1) per channel.
     mask = mask.reshape(b, c, h * w).transpose(0, 1).contiguous()
-    out = None if create_graph else _v_buffer(linear, (c, b, weight.shape[-1]), weight)
+    # The scratch buffer has the weight's dtype: under autocast (bf16 masks) take a fresh tensor.
+    reuse = not create_graph and mask.dtype == weight.dtype
+    out = _v_buffer(linear, (c, b, weight.shape[-1]), weight) if reuse else None
     v = torch.bmm(mask, weight) if out is None else torch.bmm(mask, weight, out=out)
-    jac = _batched_vjp(mu, linear_output, grad_outputs_for(directions, mu), create_graph)
+    (jac,) = batched_vjp(mu, [linear_output], grad_outputs_for(directions, mu), create_graph)
+    if jac is None:
+        raise ConfigError(f"mu does not depend on the output of {linear}")
     # alpha[b, r, k] = sum_j J[r, b, j] * V[k, b, j]: one (R x H1) @ (H1 x C) per image,
     # reading V through strides instead of copying it.
     return torch.bmm(jac.transpose(0, 1), v.permute(1, 2, 0))

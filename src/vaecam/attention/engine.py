@@ -1,17 +1,25 @@
 """Grad-CAM attention maps on a VAE's latent space (Liu et al., CVPR 2020, Eq. 1-4).
 
-Works on any ``nn.Module`` with ``encode(x) -> (mu, logvar)`` and a named feature layer. All
-methods share one recipe: forward once while capturing the layer output ``A``; get channel
+Works on any ``nn.Module`` and any encoder: ``encode(x)`` (or ``encode=`` a callable) may return
+``(mu, logvar)``, ``mu``, a dict with ``mu``/``loc`` or a ``torch.distributions`` object (see
+:mod:`vaecam.attention.encoding`); the latent size is read from ``mu``. All methods share one
+recipe: forward once while capturing the output ``A`` of each explained layer; get channel
 weights ``alpha`` (Eq. 1) for one or more latent directions; combine ``act(sum_k alpha_k A_k)``
 (Eq. 2); optionally upsample to the input size and min-max normalise each map.
 
 * ``per_dimension``: one map per latent dimension ``M^i`` -> (B, D, H, W).
 * ``method1``: the mean of the per-dimension maps (Eq. 3) -> (B, H, W).
-* ``method2``: anomaly attention from ``sum(mu)`` -> (B, H, W), optional gradient RMS
-  normalisation as in the authors' code.
-* ``normal_difference``: the Eq. 4 variant against pooled training statistics -> (B, H, W).
+* ``target_map``: the map of any scalar function of the latent code ``f(mu) -> (B,)`` (see
+  :mod:`vaecam.attention.targets`) -> (B, H, W), with optional gradient RMS normalisation as in
+  the authors' code.
+* ``method2``: ``target_map`` of ``sum(mu)`` (the authors' anomaly attention).
+* ``normal_difference``: ``target_map`` of the Eq. 4 score against pooled training statistics.
 
-No side effects: gradients are taken with ``torch.autograd.grad`` w.r.t. the captured activation
+``layer`` is one layer (dotted name or module): every method returns a tensor. A list of layers
+is explained from one forward pass and every method returns a dict ``{dotted name: tensor}``
+in the order given.
+
+No side effects: gradients are taken with ``torch.autograd.grad`` w.r.t. the captured activations
 only, so parameter ``.grad`` is never touched; hooks are removed after each call; the model's
 train/eval flags are restored. With ``differentiable=True`` the maps stay in the autograd graph
 (for losses on maps such as the AD loss); otherwise they are detached and no graph is kept.
@@ -19,33 +27,48 @@ train/eval flags are restored. With ``differentiable=True`` the maps stay in the
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import ExitStack, contextmanager
-from typing import Literal
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
+from typing import Generic, Literal, TypeVar, cast, overload
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from vaecam.attention.activations import get_activation
+from vaecam.attention.activations import check_activation_order, get_activation
 from vaecam.attention.channel_gradients import (
+    batched_vjp,
     find_linear_head,
     generic_channel_weights,
     grad_outputs_for,
     linear_head_channel_weights,
+    uses_batch_statistics,
 )
-from vaecam.attention.hooks import LayerCapture, resolve_layer
+from vaecam.attention.encoding import Posterior, encoder_mode, read_posterior
+from vaecam.attention.fast_path import (
+    check_direction,
+    shared_verdicts,
+    shortcut_agrees,
+    structure_key,
+)
+from vaecam.attention.hooks import LayerCapture, LayerRef, resolve_layers
 from vaecam.attention.latent_stats import LatentStats
+from vaecam.attention.targets import NormalDifference, PosteriorTarget, SumOfMeans, Target
 from vaecam.errors import ConfigError
 
 GradNorm = Literal["none", "rms-batch", "rms-image"]
-Method = Literal["1", "2", "normal-difference"]
+Method = Literal["1", "2", "normal-difference", "target"]
+ActivationOrder = Literal["before", "after-upsample"]
+FastPath = Literal["auto", "off"]
+Encode = Callable[[Tensor], object]
 GRAD_NORMS = ("none", "rms-batch", "rms-image")
 METHODS = ("1", "2", "normal-difference")
+MapsT = TypeVar("MapsT", Tensor, dict[str, Tensor])
+Directions = Callable[[Posterior], Tensor]
 
 
 class _LinearCapture:
-    """Record the input and output of the fast-path Linear during the same forward pass."""
+    """Record the input and output of a fast-path Linear during the same forward pass."""
 
     def __init__(self, linear: nn.Linear):
         self.linear = linear
@@ -65,76 +88,171 @@ class _LinearCapture:
         self._handle.remove()
 
 
-@contextmanager
-def _model_mode(model: nn.Module, eval_mode: bool) -> Iterator[None]:
-    """Put ``model`` in eval mode (if asked) and restore every sub-module's flag afterwards."""
-    flags = [(m, m.training) for m in model.modules()]
-    if eval_mode:
-        model.eval()
-    try:
-        yield
-    finally:
-        for module, flag in flags:
-            module.training = flag
+def _unit_directions(dims: Sequence[int] | None) -> Directions:
+    """Rows of the identity for ``dims`` (default all), built once ``mu`` gives D."""
+
+    def directions(posterior: Posterior) -> Tensor:
+        eye = torch.eye(posterior.mu.shape[1])
+        if dims is None:
+            return eye
+        chosen = list(dims)
+        bad = [d for d in chosen if not 0 <= d < eye.shape[0]]
+        if bad or not chosen:
+            raise ConfigError(f"latent dims {bad or chosen} out of range 0..{eye.shape[0] - 1}")
+        return eye[chosen]
+
+    return directions
 
 
-class AttentionExplainer:
-    """Attention maps for one model and one layer.
+def _target_directions(target: Target | PosteriorTarget, differentiable: bool) -> Directions:
+    """Per-image directions (B, 1, D): the gradient of ``target`` w.r.t. each image's ``mu``.
+
+    The target's values are summed for one backward; each image's gradient is its own since
+    images do not interact in eval mode.
+    """
+
+    def directions(posterior: Posterior) -> Tensor:
+        mu = posterior.mu
+        if isinstance(target, PosteriorTarget):
+            if posterior.var is None:
+                raise ConfigError("this target needs the posterior variance; encode must return "
+                                  "(mu, logvar), a dict with 'logvar' or a distribution")
+            value = target(mu, posterior.var.detach())
+        else:
+            value = target(mu)
+        if not isinstance(value, Tensor) or value.shape != mu.shape[:1]:
+            got = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
+            raise ConfigError(f"a target must return one value per image, shape ({len(mu)},), "
+                              f"not {got}; reduce over the latent dims inside the target")
+        grad = None
+        if value.requires_grad:
+            (grad,) = torch.autograd.grad(
+                value.sum(), mu, create_graph=differentiable, allow_unused=True
+            )
+        if grad is None:
+            raise ConfigError("the target does not depend on mu; give a function of the code")
+        return grad.unsqueeze(1)
+
+    return directions
+
+
+def _with_check_row(directions: Tensor, check: Tensor, batch: int) -> Tensor:
+    """``directions`` ((R, D) or (B, R, D)) with the check direction appended as row R."""
+    check = check.to(directions.device, directions.dtype)
+    if directions.dim() == 2:
+        return torch.cat([directions, check[None]])
+    return torch.cat([directions, check.expand(batch, 1, -1)], dim=1)
+
+
+def _resize(maps: Tensor, size: torch.Size) -> Tensor:
+    return F.interpolate(maps, size=size, mode="bilinear", align_corners=False)
+
+
+class AttentionExplainer(Generic[MapsT]):
+    """Attention maps for one model and one or several layers.
 
     Args:
-        model: any module with ``encode(x) -> (mu, logvar)``.
-        layer: dotted name of the feature layer, e.g. ``"encoder.2"``.
+        model: the VAE (or any module holding the layers).
+        layer: the feature layer, by dotted name (``"encoder.2"``) or as the module; or a list
+            of them, explained from one forward pass (methods then return dicts by name).
         activation: ``relu`` (paper) | ``abs`` (authors' code) | ``sigmoid`` | ``none``.
         upsample: bilinear upsampling of the maps to the input's height and width.
         normalize: per-map min-max normalisation to [0, 1]. Off by default: it rescales each
             image's map independently, which distorts pixel AUROC across images.
-        fast_path: ``auto`` uses the exact Linear-head shortcut when the structure allows it
-            and more than one latent direction is asked for (per-dimension maps, method 1);
-            ``off`` always uses batched vector-Jacobian products.
+        fast_path: ``auto`` uses the exact Linear-head shortcut for several latent directions
+            (per-dimension maps, method 1) where the structure allows it and a one-time check
+            against the generic path agrees; ``off`` always uses batched vector-Jacobian
+            products.
         eval_mode: run the encoder in eval mode (restored afterwards).
+        activation_order: ``before`` upsampling (vaecam, Eq. 2 at the layer's resolution) or
+            ``after-upsample`` (the authors' code); the same when ``upsample`` is off.
+        encode: ``x -> posterior`` to use instead of ``model.encode``.
     """
+
+    @overload
+    def __init__(
+        self: AttentionExplainer[Tensor],
+        model: nn.Module,
+        layer: LayerRef,
+        activation: str = ...,
+        upsample: bool = ...,
+        normalize: bool = ...,
+        fast_path: FastPath = ...,
+        eval_mode: bool = ...,
+        activation_order: ActivationOrder = ...,
+        encode: Encode | None = ...,
+    ) -> None: ...
+
+    @overload
+    def __init__(
+        self: AttentionExplainer[dict[str, Tensor]],
+        model: nn.Module,
+        layer: Sequence[LayerRef],
+        activation: str = ...,
+        upsample: bool = ...,
+        normalize: bool = ...,
+        fast_path: FastPath = ...,
+        eval_mode: bool = ...,
+        activation_order: ActivationOrder = ...,
+        encode: Encode | None = ...,
+    ) -> None: ...
 
     def __init__(
         self,
         model: nn.Module,
-        layer: str,
+        layer: LayerRef | Sequence[LayerRef],
         activation: str = "relu",
         upsample: bool = True,
         normalize: bool = False,
-        fast_path: Literal["auto", "off"] = "auto",
+        fast_path: FastPath = "auto",
         eval_mode: bool = True,
+        activation_order: ActivationOrder = "before",
+        encode: Encode | None = None,
     ):
-        if not callable(getattr(model, "encode", None)):
-            raise ConfigError("the model has no encode(x) -> (mu, logvar) method")
+        own_encode = getattr(model, "encode", None)
+        if not callable(encode if encode is not None else own_encode):
+            raise ConfigError("the model has no encode(x) method; pass encode=callable returning "
+                              "(mu, logvar), mu, a dict with 'mu' or a distribution")
         if fast_path not in ("auto", "off"):
             raise ConfigError(f"fast_path must be 'auto' or 'off', not '{fast_path}'")
         self.model = model
-        self.layer_name = layer
-        self.layer = resolve_layer(model, layer)
+        self.layers = resolve_layers(model, layer)
+        self.single_layer = isinstance(layer, (str, nn.Module))
+        self.layer_name, self.layer = next(iter(self.layers.items()))  # the first layer
         self.activation_name = activation
         self.activation = get_activation(activation)
+        self.activation_order = check_activation_order(activation_order)
         self.upsample = upsample
         self.normalize = normalize
         self.fast_path = fast_path
         self.eval_mode = eval_mode
+        self._encode = cast(Encode, encode if encode is not None else own_encode)
+        # Fast-path verdicts hold for the model's own encode; a custom one gets its own record.
+        self._verdicts = shared_verdicts(model) if encode is None else {}
 
     # ----------------------------------------------------------------------------- public API
     def per_dimension(
         self, x: Tensor, dims: Sequence[int] | None = None, differentiable: bool = False
-    ) -> Tensor:
+    ) -> MapsT:
         """Maps ``M^i`` (Eq. 2) of the selected latent dims (default all): (B, dims, H, W)."""
-        return self._maps(x, self._unit_directions(dims), differentiable)
+        return self._result(self._maps(x, _unit_directions(dims), differentiable, shortcut=True))
 
     def method1(
         self, x: Tensor, dims: Sequence[int] | None = None, differentiable: bool = False
-    ) -> Tensor:
+    ) -> MapsT:
         """Mean of the per-dimension maps (Eq. 3): (B, H, W)."""
-        return self._maps(x, self._unit_directions(dims), differentiable, reduce_mean=True)[:, 0]
+        maps = self._maps(x, _unit_directions(dims), differentiable, shortcut=True,
+                          reduce_mean=True)
+        return self._result({name: m[:, 0] for name, m in maps.items()})
 
-    def method2(
-        self, x: Tensor, grad_norm: GradNorm = "none", differentiable: bool = False
-    ) -> Tensor:
-        """Anomaly attention from ``sum(mu)``: (B, H, W).
+    def target_map(
+        self,
+        x: Tensor,
+        target: Target | PosteriorTarget,
+        grad_norm: GradNorm = "none",
+        differentiable: bool = False,
+    ) -> MapsT:
+        """Attention of a scalar function of the latent code, ``target(mu) -> (B,)``: (B, H, W).
 
         ``grad_norm`` divides the gradient by its root-mean-square before pooling, as the
         authors' code does: ``rms-batch`` over the whole batch (their code; maps then depend on
@@ -143,8 +261,15 @@ class AttentionExplainer:
         if grad_norm not in GRAD_NORMS:
             choices = ", ".join(GRAD_NORMS)
             raise ConfigError(f"grad_norm must be one of {choices}, not '{grad_norm}'")
-        ones = torch.ones(1, self._latent_dim(), dtype=x.dtype)
-        return self._maps(x, ones, differentiable, grad_norm=grad_norm)[:, 0]
+        maps = self._maps(x, _target_directions(target, differentiable), differentiable,
+                          grad_norm=grad_norm)
+        return self._result({name: m[:, 0] for name, m in maps.items()})
+
+    def method2(
+        self, x: Tensor, grad_norm: GradNorm = "none", differentiable: bool = False
+    ) -> MapsT:
+        """Anomaly attention from ``sum(mu)`` (:class:`SumOfMeans`): (B, H, W)."""
+        return self.target_map(x, SumOfMeans(), grad_norm, differentiable)
 
     def normal_difference(
         self,
@@ -153,28 +278,13 @@ class AttentionExplainer:
         sample: bool = False,
         generator: torch.Generator | None = None,
         differentiable: bool = False,
-    ) -> Tensor:
-        """Eq. 4 variant: attention of the difference to the pooled normal posterior, (B, H, W).
+    ) -> MapsT:
+        """Eq. 4 variant against the pooled normal posterior (:class:`NormalDifference`)."""
+        target = NormalDifference(stats, sample=sample, generator=generator)
+        return self.target_map(x, target, differentiable=differentiable)
 
-        The difference ``q(z|y) - q(z|x)`` is ``N(mu_y - mu_x, sigma_x^2 + sigma_y^2)``. vaecam
-        backpropagates the score ``s = 1/2 sum_i d_i^2 / (sigma_x,i^2 + sigma_y,i^2)`` (how far
-        the difference is from zero, in its own standard deviations) with ``d = mu_y - mu_x``, or
-        with ``d`` drawn from the difference distribution when ``sample=True``. Its gradient
-        w.r.t. ``mu_y`` (variances held fixed) is the direction ``d / (sigma_x^2 + sigma_y^2)``.
-        """
-        with torch.no_grad(), _model_mode(self.model, self.eval_mode):
-            mu, logvar = self.model.encode(self._check_input(x))
-        mean = stats.mean.to(mu.device, torch.float32)
-        var = stats.var.to(mu.device, torch.float32) + logvar.float().exp()
-        d = mu.float() - mean
-        if sample:
-            noise = torch.randn(d.shape, generator=generator, dtype=d.dtype, device="cpu")
-            d = d + noise.to(d.device) * var.sqrt()
-        directions = (d / var).unsqueeze(1)  # (B, 1, D)
-        return self._maps(x, directions, differentiable)[:, 0]
-
-    def explain(self, x: Tensor, method: Method = "1", **kwargs: object) -> Tensor:
-        """Dispatch by method name: ``1``, ``2`` or ``normal-difference``; (B, H, W)."""
+    def explain(self, x: Tensor, method: Method = "1", **kwargs: object) -> MapsT:
+        """Dispatch by method name: ``1``, ``2``, ``normal-difference`` or ``target``."""
         method = str(method)  # type: ignore[assignment]
         if method == "1":
             return self.method1(x, **kwargs)  # type: ignore[arg-type]
@@ -182,25 +292,12 @@ class AttentionExplainer:
             return self.method2(x, **kwargs)  # type: ignore[arg-type]
         if method == "normal-difference":
             return self.normal_difference(x, **kwargs)  # type: ignore[arg-type]
-        raise ConfigError(f"unknown method '{method}'; choose one of: {', '.join(METHODS)}")
+        if method == "target":
+            return self.target_map(x, **kwargs)  # type: ignore[arg-type]
+        choices = ", ".join((*METHODS, "target"))
+        raise ConfigError(f"unknown method '{method}'; choose one of: {choices}")
 
     # ------------------------------------------------------------------------------ internals
-    def _latent_dim(self) -> int:
-        dim = getattr(self.model, "latent_dim", None)
-        if dim is None:
-            raise ConfigError("the model has no latent_dim attribute; pass dims explicitly")
-        return int(dim)
-
-    def _unit_directions(self, dims: Sequence[int] | None) -> Tensor:
-        eye = torch.eye(self._latent_dim())
-        if dims is None:
-            return eye
-        dims = list(dims)
-        bad = [d for d in dims if not 0 <= d < eye.shape[0]]
-        if bad or not dims:
-            raise ConfigError(f"latent dims {bad or dims} out of range 0..{eye.shape[0] - 1}")
-        return eye[dims]
-
     def _check_input(self, x: Tensor) -> Tensor:
         expected = getattr(self.model, "input_shape", None)
         if x.dim() != 4 or (expected is not None and tuple(x.shape[1:]) != tuple(expected)):
@@ -211,82 +308,182 @@ class AttentionExplainer:
             )
         return x
 
+    def _heads(self) -> dict[str, nn.Linear]:
+        """Layers whose output reaches a Linear through pointwise ops in their Sequential."""
+        if self.fast_path == "off" or uses_batch_statistics(self.model):
+            return {}
+        heads = {name: find_linear_head(self.model, name) for name in self.layers}
+        return {name: head for name, head in heads.items() if head is not None}
+
     def _maps(
         self,
         x: Tensor,
-        directions: Tensor,
+        directions_for: Directions,
         differentiable: bool,
+        shortcut: bool = False,
         reduce_mean: bool = False,
         grad_norm: GradNorm = "none",
-    ) -> Tensor:
-        """Forward once, take channel weights for ``directions``, build the maps."""
+    ) -> dict[str, Tensor]:
+        """Forward once, take channel weights for the directions: (B, R or 1, H, W) per layer."""
         x = self._check_input(x)
         with ExitStack() as stack:
-            stack.enter_context(_model_mode(self.model, self.eval_mode))
+            stack.enter_context(encoder_mode(self.model, self.eval_mode))
             stack.enter_context(torch.enable_grad())
-            # Detected after the mode switch: eval-only pointwise modules depend on it.
-            head = None
-            # One direction (method 2, Eq. 4) is cheaper as one plain backward.
-            if self.fast_path == "auto" and grad_norm == "none" and directions.shape[-2] > 1:
-                head = find_linear_head(self.model, self.layer_name)
-            capture = stack.enter_context(
-                LayerCapture(self.layer, self.layer_name, detach=not differentiable)
+            # After the mode switch: which modules act pointwise depends on it.
+            heads = self._heads() if shortcut else {}
+            capture = stack.enter_context(LayerCapture(self.layers, detach=not differentiable))
+            linears = {
+                linear: stack.enter_context(_LinearCapture(linear))
+                for linear in dict.fromkeys(heads.values())
+            }
+            posterior = read_posterior(self._encode(x))
+            activations = capture.activations
+            if not posterior.mu.requires_grad:
+                raise ConfigError(f"mu does not depend on layer(s) {', '.join(self.layers)}; "
+                                  "choose layers that the encoder uses to compute mu")
+            directions = directions_for(posterior)
+            if grad_norm != "none":
+                weights = self._normalized_weights(posterior.mu, activations, directions,
+                                                   grad_norm, differentiable)
+            else:
+                shortcuts = {name: linears[head] for name, head in heads.items()}
+                weights = self._channel_weights(posterior.mu, activations, directions, shortcuts,
+                                                differentiable)
+        return {
+            name: self._combine(weights[name], act, x.shape[-2:], reduce_mean, differentiable)
+            for name, act in activations.items()
+        }
+
+    def _result(self, maps: dict[str, Tensor]) -> MapsT:
+        """The single layer's maps, or the dict of all layers' maps."""
+        return cast(MapsT, maps[self.layer_name] if self.single_layer else maps)
+
+    def _channel_weights(
+        self,
+        mu: Tensor,
+        activations: dict[str, Tensor],
+        directions: Tensor,
+        shortcuts: dict[str, _LinearCapture],
+        differentiable: bool,
+    ) -> dict[str, Tensor]:
+        """(B, R, C) per layer: through the checked shortcut where allowed, else generically."""
+        weights: dict[str, Tensor] = {}
+        if directions.shape[-2] > 1:  # one direction is cheaper as one plain backward
+            structure = structure_key(self.model) if shortcuts else ()
+            for name, linear in shortcuts.items():
+                found = self._shortcut_weights(
+                    name, mu, activations[name], directions, linear, structure, differentiable
+                )
+                if found is not None:
+                    weights[name] = found
+        rest = {name: act for name, act in activations.items() if name not in weights}
+        if rest:
+            weights.update(generic_channel_weights(mu, rest, directions, differentiable))
+        return weights
+
+    def _shortcut_weights(
+        self,
+        name: str,
+        mu: Tensor,
+        activation: Tensor,
+        directions: Tensor,
+        linear: _LinearCapture,
+        structure: tuple[object, ...],
+        differentiable: bool,
+    ) -> Tensor | None:
+        """The shortcut's weights if its verdict for this structure is (or turns out) good."""
+        head_input, head_output = linear.input, linear.output
+        if head_input is None or head_output is None:  # encode() did not run the head
+            return None
+
+        def shortcut(rows: Tensor) -> Tensor:
+            return linear_head_channel_weights(
+                mu, activation, head_input, head_output, linear.linear, rows, differentiable
             )
-            linear = stack.enter_context(_LinearCapture(head)) if head is not None else None
-            mu, _ = self.model.encode(x)
-            act = capture.activation
-            alpha = self._channel_weights(mu, act, directions, linear, grad_norm, differentiable)
-        maps = torch.einsum("brk,bkhw->brhw", alpha.float(), act.float())
-        maps = self.activation(maps)
-        if reduce_mean:
-            maps = maps.mean(dim=1, keepdim=True)
-        if self.upsample:
-            maps = F.interpolate(maps, size=x.shape[-2:], mode="bilinear", align_corners=False)
+
+        key = (name, structure, tuple(activation.shape[1:]))
+        verdict = self._verdicts.get(key)
+        if verdict is not None:
+            return shortcut(directions) if verdict else None
+        check = check_direction(mu.shape[1])
+        both = shortcut(_with_check_row(directions, check, mu.shape[0]))
+        exact = generic_channel_weights(mu, {name: activation}, check[None], False)[name]
+        verdict = shortcut_agrees(both[:, -1], exact[:, 0])
+        if verdict is not None:
+            self._verdicts[key] = verdict
+        return both[:, :-1] if verdict else None
+
+    @staticmethod
+    def _normalized_weights(
+        mu: Tensor,
+        activations: dict[str, Tensor],
+        directions: Tensor,
+        grad_norm: GradNorm,
+        differentiable: bool,
+    ) -> dict[str, Tensor]:
+        """Eq. 1 from the gradient divided by its RMS (one direction; one backward)."""
+        names = list(activations)
+        grads = batched_vjp(
+            mu, [activations[n] for n in names], grad_outputs_for(directions, mu), differentiable
+        )
+        weights = {}
+        for name, g in zip(names, grads, strict=True):
+            if g is None:
+                raise ConfigError(f"mu does not depend on layer '{name}'; choose a layer that "
+                                  "the encoder uses to compute mu")
+            g = g[0]
+            dims = tuple(range(g.dim())) if grad_norm == "rms-batch" else (1, 2, 3)
+            rms = g.pow(2).mean(dim=dims, keepdim=True).sqrt() + 1e-5
+            weights[name] = (g / rms).mean(dim=(-2, -1)).unsqueeze(1)
+        return weights
+
+    def _combine(
+        self,
+        alpha: Tensor,
+        activation: Tensor,
+        size: torch.Size,
+        reduce_mean: bool,
+        differentiable: bool,
+    ) -> Tensor:
+        """Eq. 2 (and Eq. 3 when ``reduce_mean``): (B, R or 1, H, W) maps from (B, R, C)."""
+        signed = torch.einsum("brk,bkhw->brhw", alpha.float(), activation.float())
+        if self.upsample and self.activation_order == "after-upsample":
+            maps = self.activation(_resize(signed, size))
+            if reduce_mean:
+                maps = maps.mean(dim=1, keepdim=True)
+        else:
+            maps = self.activation(signed)
+            if reduce_mean:
+                maps = maps.mean(dim=1, keepdim=True)
+            if self.upsample:
+                maps = _resize(maps, size)
         if self.normalize:
             lo = maps.amin(dim=(-2, -1), keepdim=True)
             hi = maps.amax(dim=(-2, -1), keepdim=True)
             maps = (maps - lo) / (hi - lo).clamp_min(1e-12)
         return maps if differentiable else maps.detach()
 
-    def _channel_weights(
-        self,
-        mu: Tensor,
-        act: Tensor,
-        directions: Tensor,
-        linear: _LinearCapture | None,
-        grad_norm: GradNorm,
-        differentiable: bool,
-    ) -> Tensor:
-        if linear is not None and linear.input is not None and linear.output is not None:
-            return linear_head_channel_weights(
-                mu, act, linear.input, linear.output, linear.linear, directions, differentiable
-            )
-        if grad_norm == "none":
-            return generic_channel_weights(mu, act, directions, differentiable)
-        # Gradient normalisation needs the full gradient: one direction, one backward.
-        (grads,) = torch.autograd.grad(
-            mu, act, grad_outputs_for(directions, mu)[0], create_graph=differentiable
-        )
-        dims = tuple(range(grads.dim())) if grad_norm == "rms-batch" else (1, 2, 3)
-        rms = grads.pow(2).mean(dim=dims, keepdim=True).sqrt() + 1e-5
-        return (grads / rms).mean(dim=(-2, -1)).unsqueeze(1)
+
+_CONSTRUCTOR_OPTIONS = (
+    "upsample", "normalize", "fast_path", "eval_mode", "activation_order", "encode"
+)
 
 
 def explain(
     model: nn.Module,
     x: Tensor,
-    layer: str,
+    layer: LayerRef | Sequence[LayerRef],
     method: Method = "1",
     activation: str = "relu",
     **options: object,
-) -> Tensor:
+) -> Tensor | dict[str, Tensor]:
     """One-call attention maps: ``explain(vae, images, "encoder.2", method="1")`` -> (B, H, W).
 
     ``options`` are :class:`AttentionExplainer` settings (``upsample``, ``normalize``,
-    ``fast_path``, ``eval_mode``) and method arguments (``grad_norm``, ``stats``, ...).
+    ``fast_path``, ``eval_mode``, ``activation_order``, ``encode``) and method arguments
+    (``grad_norm``, ``stats``, ``target``, ...). A list of layers gives a dict by layer name.
     """
-    ctor_keys = {"upsample", "normalize", "fast_path", "eval_mode"}
-    ctor = {k: v for k, v in options.items() if k in ctor_keys}
-    call = {k: v for k, v in options.items() if k not in ctor_keys}
-    explainer = AttentionExplainer(model, layer, activation=activation, **ctor)  # type: ignore[arg-type]
+    ctor = {k: v for k, v in options.items() if k in _CONSTRUCTOR_OPTIONS}
+    call = {k: v for k, v in options.items() if k not in _CONSTRUCTOR_OPTIONS}
+    explainer = AttentionExplainer(model, layer, activation=activation, **ctor)  # type: ignore[arg-type, call-overload]
     return explainer.explain(x, method, **call)

@@ -1,16 +1,22 @@
-"""Find a layer by its dotted name and capture its output during a forward pass.
+"""Find the explained layers and capture their outputs during one forward pass.
 
-The captured activation ``A`` is the tensor the attention maps are built from. Hooks live only
-inside a ``with`` block, so nothing stays attached to the user's model.
+A layer is given by its dotted name (``"encoder.2"``) or as the module object itself (as
+pytorch-grad-cam takes ``target_layers``). The captured activations ``A`` are the tensors the
+attention maps are built from. Hooks live only inside a ``with`` block, so nothing stays
+attached to the user's model.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from types import TracebackType
 
 from torch import Tensor, nn
 
 from vaecam.errors import ConfigError
+
+LayerRef = str | nn.Module
+ForwardHook = Callable[[nn.Module, tuple, object], Tensor]
 
 
 def spatial_layer_names(model: nn.Module) -> list[str]:
@@ -18,58 +24,82 @@ def spatial_layer_names(model: nn.Module) -> list[str]:
     return [name for name, m in model.named_modules() if isinstance(m, nn.modules.conv._ConvNd)]
 
 
-def resolve_layer(model: nn.Module, name: str) -> nn.Module:
-    """Return the sub-module called ``name`` (for example ``encoder.2``) or explain the choices."""
+def _unknown(model: nn.Module, what: str) -> ConfigError:
+    choices = ", ".join(spatial_layer_names(model)) or "none found"
+    return ConfigError(
+        f"unknown layer {what}; pick a layer of the model by its dotted name (--layer) or pass "
+        f"the module, for example one of the convolutions: {choices}"
+    )
+
+
+def resolve_layer(model: nn.Module, layer: LayerRef) -> tuple[str, nn.Module]:
+    """``(dotted name, module)`` of ``layer``, given by name or as a sub-module of ``model``."""
+    if isinstance(layer, nn.Module):
+        for name, module in model.named_modules():
+            if module is layer:
+                return name, module
+        raise _unknown(model, f"{type(layer).__name__} (a module that is not part of the model)")
     modules = dict(model.named_modules())
-    if not name or name not in modules:
-        choices = ", ".join(spatial_layer_names(model)) or "none found"
-        raise ConfigError(
-            f"unknown layer '{name}'; pick a layer by its dotted name (--layer), "
-            f"for example one of the convolutions: {choices}"
-        )
-    return modules[name]
+    if not isinstance(layer, str) or not layer or layer not in modules:
+        raise _unknown(model, repr(layer) if not isinstance(layer, str) else f"'{layer}'")
+    return layer, modules[layer]
+
+
+def resolve_layers(model: nn.Module, layers: LayerRef | Sequence[LayerRef]) -> dict[str, nn.Module]:
+    """Dotted name -> module for one layer or a list of them (in order, duplicates dropped)."""
+    refs = [layers] if isinstance(layers, (str, nn.Module)) else list(layers)
+    if not refs:
+        raise ConfigError("no layer given; name at least one layer to explain")
+    return dict(resolve_layer(model, ref) for ref in refs)
 
 
 class LayerCapture:
-    """Record the output of ``layer`` during one forward pass.
+    """Record the outputs of ``layers`` (name -> module) during one forward pass.
 
-    With ``detach=True`` the output is replaced by a fresh leaf that requires grad, so gradients
-    stop at the layer (cheap, no graph into earlier parameters). With ``detach=False`` the
-    activation stays connected to the encoder weights (differentiable maps). Either way the
-    module downstream receives a copy, so an in-place operation after the layer cannot alter the
-    captured activation.
+    With ``detach=True`` the output of the first layer that runs is replaced by a fresh leaf
+    that requires grad, so no graph is kept into earlier parameters; later layers stay connected
+    to it (their gradients flow through them). With ``detach=False`` every activation stays
+    connected to the encoder weights (differentiable maps). Either way the module downstream
+    receives a copy, so an in-place operation after a layer cannot alter the captured output.
     """
 
-    def __init__(self, layer: nn.Module, name: str, detach: bool):
-        self.layer = layer
-        self.name = name
+    def __init__(self, layers: dict[str, nn.Module], detach: bool):
+        self.layers = layers
         self.detach = detach
-        self.outputs: list[Tensor] = []
-        self._handle: object | None = None
+        self.outputs: dict[str, list[Tensor]] = {name: [] for name in layers}
+        self._handles: list[object] = []
 
-    def _hook(self, module: nn.Module, inputs: tuple, output: object) -> Tensor:
-        if not isinstance(output, Tensor) or output.dim() != 4:
-            shape = tuple(output.shape) if isinstance(output, Tensor) else type(output).__name__
-            raise ConfigError(
-                f"layer '{self.name}' gives {shape}, not a (B, C, h, w) feature map; "
-                "choose a convolutional layer (--layer)"
-            )
-        activation = output.detach().requires_grad_(True) if self.detach else output
-        self.outputs.append(activation)
-        return activation.clone()
+    def _hook_for(self, name: str) -> ForwardHook:
+        def hook(module: nn.Module, inputs: tuple, output: object) -> Tensor:
+            if not isinstance(output, Tensor) or output.dim() != 4:
+                shape = tuple(output.shape) if isinstance(output, Tensor) else type(output).__name__
+                raise ConfigError(
+                    f"layer '{name}' gives {shape}, not a (B, C, h, w) feature map; "
+                    "choose a convolutional layer (--layer)"
+                )
+            first = not any(self.outputs.values())
+            activation = output.detach().requires_grad_(True) if self.detach and first else output
+            self.outputs[name].append(activation)
+            return activation.clone()
+
+        return hook
 
     @property
-    def activation(self) -> Tensor:
-        """The single captured activation; an error if the layer ran zero or several times."""
-        if len(self.outputs) != 1:
-            raise ConfigError(
-                f"layer '{self.name}' ran {len(self.outputs)} times in one encode(); "
-                "attention needs a layer that runs exactly once: choose another layer"
-            )
-        return self.outputs[0]
+    def activations(self) -> dict[str, Tensor]:
+        """Each layer's single captured output; an error if a layer ran zero or several times."""
+        for name, outputs in self.outputs.items():
+            if len(outputs) != 1:
+                raise ConfigError(
+                    f"layer '{name}' ran {len(outputs)} times in one encode(); attention needs "
+                    "a layer that runs exactly once: choose another layer"
+                )
+        return {name: outputs[0] for name, outputs in self.outputs.items()}
 
     def __enter__(self) -> LayerCapture:
-        self._handle = self.layer.register_forward_hook(self._hook)
+        self._handles = [
+            module.register_forward_hook(self._hook_for(name))
+            for name, module in self.layers.items()
+        ]
         return self
 
     def __exit__(
@@ -78,6 +108,6 @@ class LayerCapture:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._handle is not None:
-            self._handle.remove()  # type: ignore[attr-defined]
-            self._handle = None
+        for handle in self._handles:
+            handle.remove()  # type: ignore[attr-defined]
+        self._handles = []

@@ -1,8 +1,12 @@
 """The ``vaecam`` command line: thin parsers that call experiments and print where results went.
 
-Verbs: ``demo``, ``train``, ``explain``, ``localize``, ``score``, ``sweep``, ``data``. Each
-experiment module in this package adds its own sub-commands under those verbs. Problems the user
-can fix end as one ``vaecam: error: ...`` line and exit status 2.
+Verbs: ``demo``, ``train``, ``explain``, ``localize``, ``score``, ``sweep``, ``reproduce``,
+``data``. Each module of this package adds its sub-commands under those verbs; they import the
+experiments (and PyTorch) only when a command runs, so ``--help`` and ``--version`` stay fast.
+
+One error contract: every problem the user can fix (a bad option or config value, missing data,
+an output folder that is not vaecam's) ends as one line ``vaecam: error: ...`` on stderr and exit
+status 2; an interrupted run prints one line saying how to continue and exits with 130.
 """
 
 from __future__ import annotations
@@ -14,11 +18,11 @@ import os
 import sys
 import warnings
 from collections.abc import Sequence
+from typing import NoReturn
 
 from vaecam import __version__
-from vaecam.errors import VaecamError
 
-# Experiment modules that register sub-commands (modules not present are skipped).
+# Modules that register sub-commands.
 _COMMAND_MODULES = ("mnist", "anomaly", "dsprites", "data")
 GROUPS = {
     "train": "train a model (checkpoints, logs and config go to --out)",
@@ -29,26 +33,31 @@ GROUPS = {
 }
 
 
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line: ``vaecam: error: ...``, exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        command = self.prog.removeprefix("vaecam").strip()
+        hint = f"; see 'vaecam {command + ' ' if command else ''}--help'"
+        print(f"vaecam: error: {' '.join(message.split())}{hint}", file=sys.stderr)
+        raise SystemExit(2)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="vaecam",
         description="Visual explanations (Grad-CAM attention maps) for variational autoencoders, "
         "and the experiments of Liu et al. (CVPR 2020) and its reproduction.",
     )
-    parser.add_argument("--version", action="version", version=f"vaecam {__version__}")
+    parser.add_argument("--version", action="version", version=f"vaecam {__version__}",
+                        help="print the version and exit")
     verbs = parser.add_subparsers(dest="verb", metavar="COMMAND", required=True)
     groups = {}
     for name, help_text in GROUPS.items():
         sub = verbs.add_parser(name, help=help_text, description=help_text)
         groups[name] = sub.add_subparsers(dest="target", metavar="EXPERIMENT", required=True)
     for module_name in _COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"vaecam.cli.{module_name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"vaecam.cli.{module_name}":
-                raise
-            continue
-        module.register(verbs, groups)
+        importlib.import_module(f"vaecam.cli.{module_name}").register(verbs, groups)
     return parser
 
 
@@ -60,20 +69,33 @@ def _quiet_libraries() -> None:
     warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=r".*smaller than the logging interval.*")
     warnings.filterwarnings("ignore", message=r".*no `val_dataloader`.*")
+    warnings.filterwarnings("ignore", message=r".*litlogger.*")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv == ["--version"]:  # answered before any parser (and PyTorch) is built
+        print(f"vaecam {__version__}")
+        return 0
     logging.basicConfig(level=os.environ.get("VAECAM_LOG", "WARNING"), format="%(message)s")
-    parser = build_parser()
-    _quiet_libraries()  # after the imports: Lightning sets its log level when imported
-    args = parser.parse_args(argv)
     try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a bad option (2, already printed)
+        return int(exc.code or 0)
+    from vaecam.errors import VaecamError
+
+    try:
+        _quiet_libraries()
+        import lightning  # noqa: F401  (imported now so that the filters above apply to it)
+
+        _quiet_libraries()  # Lightning sets its log level when imported
         return int(args.handler(args) or 0)
     except VaecamError as exc:
-        print(f"vaecam: error: {exc}", file=sys.stderr)
+        print(f"vaecam: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("vaecam: interrupted; resume training with --resume", file=sys.stderr)
+        hint = getattr(args, "resume_hint", "continue with the same command and --resume")
+        print(f"vaecam: interrupted; {hint}", file=sys.stderr)
         return 130
 
 

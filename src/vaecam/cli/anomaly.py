@@ -3,38 +3,40 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
 from vaecam.cli.common import (
-    add_attention_options,
+    add_localize_options,
     add_preset_options,
     add_training_options,
     merged,
+    option,
+    print_localization,
     train_config,
+    warn,
 )
-from vaecam.data.synthetic import synthesize
-from vaecam.data.transforms import AugmentConfig
+from vaecam.configs.schema import OPTIONS
 from vaecam.errors import ConfigError
-from vaecam.experiments.localization import RESIZE_MODES, Report
-from vaecam.metrics.baseline import ERROR_KINDS
 
 
-def _print_report(report: Report) -> int:
-    print(report.table)
-    print(f"results: {report.results}")
-    print(f"table: {report.out / 'table.md'}")
-    print(f"figures: {', '.join(str(p) for p in report.figures)}")
-    return 0
+def _train_seeds(options: dict[str, Any], experiment: str, train_one, inputs) -> dict:
+    from vaecam.experiments.seeds import train_each_seed
+
+    cfg = train_config(options, experiment)
+    last = train_each_seed(lambda run_cfg: train_one(options, run_cfg), cfg, options["seeds"],
+                           inputs)
+    for seed, path in last.items():
+        print(f"  seed {seed}: last checkpoint {path}")
+    print(f"logs (CSV, TensorBoard) and train_config.json in each run folder of {cfg.out_dir}")
+    return last
 
 
 def _train_ucsd(args: argparse.Namespace) -> int:
     from vaecam.experiments.ucsd import train_ucsd
 
     options = merged(args, "ucsd")
-    last = train_ucsd(options, train_config(options))
-    print(f"trained the UCSD VAE on {options['data']}; last checkpoint: {last}")
-    print(f"logs (CSV, TensorBoard) and train_config.json in {options['out']}")
+    _train_seeds(options, "ucsd", train_ucsd, [options["data"]])
+    print(f"trained the UCSD VAE on {options['data']}")
     return 0
 
 
@@ -42,23 +44,27 @@ def _train_mvtec(args: argparse.Namespace) -> int:
     from vaecam.experiments.mvtec import train_mvtec
 
     options = merged(args, "mvtec")
-    last = train_mvtec(options, train_config(options))
-    print(f"trained the ResNet18-VAE on {options['data']}/{options['category']}; "
-          f"last checkpoint: {last}")
-    print(f"logs (CSV, TensorBoard) and train_config.json in {options['out']}")
+    if options.get("pretrained"):
+        from vaecam.models.mvtec import imagenet_weights_file
+
+        if not imagenet_weights_file().is_file():
+            warn(f"--pretrained: no ImageNet weights in {imagenet_weights_file()} (vaecam never "
+                 "downloads them); the encoder starts from random weights")
+    _train_seeds(options, "mvtec", train_mvtec, [options["data"]])
+    print(f"trained the ResNet18-VAE on {options['data']}/{options['category']}")
     return 0
 
 
 def _localize_ucsd(args: argparse.Namespace) -> int:
     from vaecam.experiments.ucsd import localize_ucsd
 
-    return _print_report(localize_ucsd(merged(args, "ucsd")))
+    return print_localization(localize_ucsd(merged(args, "ucsd")))
 
 
 def _localize_mvtec(args: argparse.Namespace) -> int:
     from vaecam.experiments.mvtec import localize_mvtec
 
-    return _print_report(localize_mvtec(merged(args, "mvtec")))
+    return print_localization(localize_mvtec(merged(args, "mvtec")))
 
 
 _SYNTH_ONLY = {
@@ -68,6 +74,8 @@ _SYNTH_ONLY = {
 
 
 def _synth(args: argparse.Namespace) -> int:
+    from vaecam.data.synthetic import synthesize
+
     other = "ucsd" if args.kind == "mvtec" else "mvtec"
     wrong = [k for k in _SYNTH_ONLY[other] if getattr(args, k) is not None]
     if wrong:
@@ -82,43 +90,13 @@ def _synth(args: argparse.Namespace) -> int:
         names = {"name": args.name, "n_train_clips": args.n_train, "size": size,
                  "n_test_clips": args.n_test_clips, "frames_per_clip": args.frames_per_clip}
     options.update({k: v for k, v in names.items() if v is not None})
-    folder = synthesize(args.kind, args.out, overwrite=args.overwrite, **options)
+    folder = synthesize(args.kind, args.out, overwrite=bool(args.overwrite), **options)
     print(f"synthetic {args.kind} dataset in {folder}")
     if args.kind == "mvtec":
         print(f"use: --data {args.out} --category {folder.name}")
     else:
         print(f"use: --data {folder}")
     return 0
-
-
-def _add_localize_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoint", type=Path, required=True,
-                        help="a .ckpt from 'vaecam train', or a training --out folder "
-                        "(its checkpoints/last.ckpt)")
-    parser.add_argument("--out", type=Path, required=True,
-                        help="folder for results.json, table.md and the figures")
-    parser.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
-    parser.add_argument("--resize", choices=RESIZE_MODES,
-                        help="upsample-maps: maps bilinear-upsampled to the image size; "
-                        "downscale-masks: maps at the layer's resolution, masks downscaled "
-                        "(default upsample-maps)")
-    parser.add_argument("--mask-rule", choices=["majority", "any"],
-                        help="downscale-masks: a cell is anomalous if at least half of it is "
-                        "(majority, default) or if any of its pixels is (any)")
-    parser.add_argument("--baseline", choices=ERROR_KINDS,
-                        help="reconstruction error of the baseline: abs (default), squared, "
-                        "ssim (1 - SSIM)")
-    parser.add_argument("--max-images", type=int,
-                        help="evaluate only this many evenly spaced test images (quick runs)")
-    parser.add_argument("--batch-size", dest="eval_batch_size", type=int,
-                        help="test images per batch (memory: method 1 takes one gradient per "
-                        "latent dimension)")
-    parser.add_argument("--device",
-                        help="where maps are computed: auto (GPU if visible, default), cpu, cuda")
-    parser.add_argument("--overlays", type=int,
-                        help="anomalous test images shown in the overlay figures (default 4)")
-    add_attention_options(parser, multi=True)
-    add_preset_options(parser)
 
 
 def register(verbs: argparse._SubParsersAction, groups: dict[str, Any]) -> None:
@@ -132,14 +110,14 @@ def _register_train(train: argparse._SubParsersAction) -> None:
         "ucsd", help="train the three-conv UCSD VAE on a UCSDped1/UCSDped2 folder",
         description="Train the UCSD VAE of Liu et al. (3 convs, latent 32, BCE + KL) on all "
         "Train/TrainNNN frames, resized to --image-size gray squares.")
-    ucsd.add_argument("--data", type=Path, required=True,
-                      help="dataset folder such as UCSDped1 or UCSDped2 (holding Train/, Test/)")
-    ucsd.add_argument("--image-size", type=int, help="frame side in pixels (paper 100)")
-    ucsd.add_argument("--latent-dim", type=int, help="latent size (paper 32)")
-    ucsd.add_argument("--channels", type=int, nargs=3, help="conv channels (paper 64 128 256)")
-    ucsd.add_argument("--hidden", type=int, help="units of the Linear layer (paper 1024)")
-    ucsd.add_argument("--loss", choices=["bce", "mse"],
-                      help="reconstruction loss, summed: bce (default, as the authors) or mse")
+    option(ucsd, "--data", required=True,
+           help="dataset folder such as UCSDped1 or UCSDped2 (holding Train/, Test/)")
+    option(ucsd, "--image-size", help="frame side in pixels (paper 100)")
+    option(ucsd, "--latent-dim", help="latent size (paper 32)")
+    option(ucsd, "--channels", help="three conv channel counts (paper 64 128 256)")
+    option(ucsd, "--hidden", help="units of the Linear layer (paper 1024)")
+    option(ucsd, "--loss",
+           help="reconstruction loss, summed: bce (default, as the authors) or mse")
     add_preset_options(ucsd)
     add_training_options(ucsd)
     ucsd.set_defaults(handler=_train_ucsd)
@@ -148,25 +126,22 @@ def _register_train(train: argparse._SubParsersAction) -> None:
         "mvtec", help="train the ResNet18-VAE on one MVTec-AD category",
         description="Train the ResNet18-VAE of Liu et al. on train/good of one MVTec-AD "
         "category, rotated and flipped on the fly (--num-augmented images per epoch).")
-    mvtec.add_argument("--data", type=Path, required=True,
-                       help="MVTec-AD root folder that holds the category folders")
-    mvtec.add_argument("--category", required=True, help="category folder name, e.g. screw")
-    mvtec.add_argument("--image-size", type=int, help="image side, a multiple of 64 (paper 256)")
-    mvtec.add_argument("--latent-dim", type=int, help="latent size (default 128; not published)")
-    mvtec.add_argument("--hidden", type=int, help="units of the first decoder Linear (1024)")
-    mvtec.add_argument("--pretrained", action="store_true",
-                       help="start the encoder from ImageNet weights if they are in the torch "
-                       "hub cache (never downloaded; results say which was used)")
+    option(mvtec, "--data", required=True,
+           help="MVTec-AD root folder that holds the category folders")
+    option(mvtec, "--category", required=True, help="category folder name, e.g. screw")
+    option(mvtec, "--image-size", help="image side, a multiple of 64 (paper 256)")
+    option(mvtec, "--latent-dim", help="latent size (default 128; not published)")
+    option(mvtec, "--hidden", help="units of the first decoder Linear (1024)")
+    option(mvtec, "--pretrained",
+           help="start the encoder from ImageNet weights if they are in the torch hub cache "
+           "(never downloaded; a warning says when they are missing)")
     g = mvtec.add_argument_group("augmentation")
-    g.add_argument("--num-augmented", type=int,
-                   help="augmented images per epoch (paper 10000; 0: plain training images)")
-    g.add_argument("--padding", choices=["black", "upper-left"],
-                   help="fill of the corners uncovered by rotation: black (default) or the "
-                   "colour of the image's upper-left pixel")
-    g.add_argument("--rotation", type=float,
-                   help=f"maximum rotation in degrees (default {AugmentConfig.rotation:g})")
-    g.add_argument("--hflip-p", type=float,
-                   help=f"probability of a horizontal flip (default {AugmentConfig.hflip_p:g})")
+    option(g, "--num-augmented",
+           help="augmented images per epoch (paper 10000; 0: plain training images)")
+    option(g, "--padding", help="fill of the corners uncovered by rotation: black (default) or "
+           "the colour of the image's upper-left pixel")
+    option(g, "--rotation", help="maximum rotation in degrees, 0-180 (default 30)")
+    option(g, "--hflip-p", help="probability of a horizontal flip, 0-1 (default 0.5)")
     add_preset_options(mvtec)
     add_training_options(mvtec)
     mvtec.set_defaults(handler=_train_mvtec)
@@ -178,13 +153,12 @@ def _register_localize(localize: argparse._SubParsersAction) -> None:
         description="Score attention maps of every conv layer x method x activation and the "
         "reconstruction-error baseline on the labelled UCSD test clips, in one streaming pass; "
         "write table.md, results.json, a ROC figure and overlay figures.")
-    ucsd.add_argument("--data", type=Path,
-                      help="UCSDped1/UCSDped2 folder (default: the one the model was trained on)")
-    ucsd.add_argument("--frames", choices=["all", "anomalous-only"],
-                      help="score all labelled frames (default) or only frames with anomalies")
-    ucsd.add_argument("--clips", nargs="+",
-                      help="test clips to use (Test003 or 3); default all clips with masks")
-    _add_localize_common(ucsd)
+    option(ucsd, "--data",
+           help="UCSDped1/UCSDped2 folder (default: the one the model was trained on)")
+    option(ucsd, "--frames",
+           help="score all labelled frames (default) or only frames with anomalies")
+    option(ucsd, "--clips", help="test clips to use (Test003 or 3); default all clips with masks")
+    add_localize_options(ucsd)
     ucsd.set_defaults(handler=_localize_ucsd)
 
     mvtec = localize.add_parser(
@@ -193,10 +167,9 @@ def _register_localize(localize: argparse._SubParsersAction) -> None:
         description="Score attention maps of the chosen ResNet layers x method x activation and "
         "the reconstruction-error baseline on one category's test set, in one streaming pass; "
         "write table.md, results.json, a ROC figure and overlay figures.")
-    mvtec.add_argument("--data", type=Path,
-                       help="MVTec-AD root (default: the one the model was trained on)")
-    mvtec.add_argument("--category", help="category (default: the one the model was trained on)")
-    _add_localize_common(mvtec)
+    option(mvtec, "--data", help="MVTec-AD root (default: the one the model was trained on)")
+    option(mvtec, "--category", help="category (default: the one the model was trained on)")
+    add_localize_options(mvtec)
     mvtec.set_defaults(handler=_localize_mvtec)
 
 
@@ -206,21 +179,19 @@ def _register_synth(data: argparse._SubParsersAction) -> None:
         description="Write a small generated dataset in the official MVTec-AD or UCSD folder "
         "layout (plainly visible anomalies), deterministic given --seed.")
     synth.add_argument("kind", choices=["mvtec", "ucsd"], help="which layout to generate")
-    synth.add_argument("out", type=Path, help="output folder (MVTec root / parent of UCSDpedN)")
-    synth.add_argument("--overwrite", action="store_true",
-                       help="replace the generated dataset folder if it exists")
-    synth.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    synth.add_argument("--name",
-                       help="category (mvtec, default synthetic) or dataset folder name "
-                       "(ucsd, default UCSDped1)")
-    synth.add_argument("--n-train", type=int,
-                       help="training images (mvtec, default 20) or training clips (ucsd, 2)")
-    synth.add_argument("--size", type=int, help="mvtec: image side in pixels (default 64)")
-    synth.add_argument("--n-test-good", type=int, help="mvtec: good test images (default 5)")
-    synth.add_argument("--n-test-defect", type=int,
-                       help="mvtec: test images per defect type (default 5)")
-    synth.add_argument("--frame-size", type=int, nargs=2, metavar=("W", "H"),
-                       help="ucsd: frame width and height (default 120 80)")
-    synth.add_argument("--n-test-clips", type=int, help="ucsd: test clips (default 3)")
-    synth.add_argument("--frames-per-clip", type=int, help="ucsd: frames per clip (default 12)")
+    synth.add_argument("out", type=OPTIONS["out"].argparse_type("out"),
+                       help="output folder (MVTec root / parent of UCSDpedN)")
+    option(synth, "--overwrite", help="replace the generated dataset folder if vaecam wrote it")
+    option(synth, "--seed", default=0, help="random seed (default 0)")
+    option(synth, "--name", help="category (mvtec, default synthetic) or dataset folder name "
+           "(ucsd, default UCSDped1)")
+    option(synth, "--n-train",
+           help="training images (mvtec, default 20) or training clips (ucsd, 2)")
+    option(synth, "--size", help="mvtec: image side in pixels (default 64)")
+    option(synth, "--n-test-good", help="mvtec: good test images (default 5)")
+    option(synth, "--n-test-defect", help="mvtec: test images per defect type (default 5)")
+    option(synth, "--frame-size", metavar=("W", "H"),
+           help="ucsd: frame width and height (default 120 80)")
+    option(synth, "--n-test-clips", help="ucsd: test clips (default 3)")
+    option(synth, "--frames-per-clip", help="ucsd: frames per clip (default 12)")
     synth.set_defaults(handler=_synth)

@@ -1,91 +1,229 @@
-"""Options shared by several sub-commands, and presets merged with explicit options."""
+"""Options shared by several sub-commands, and presets merged with explicit options.
+
+Every option is declared with :func:`option`, which takes its type check from
+:data:`vaecam.configs.schema.OPTIONS` (the same checks the YAML presets go through); options
+left out on the command line are ``None`` and take the preset's value in :func:`merged`.
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
-from vaecam.attention import ACTIVATIONS, GRAD_NORMS
 from vaecam.configs import PRESETS, load_preset
-from vaecam.training.trainer import TrainConfig
+from vaecam.configs.schema import OPTIONS, Option, flag, text
+from vaecam.errors import ConfigError
+
+
+def option(parser: argparse.ArgumentParser | argparse._ArgumentGroup, *flags: str,
+           help: str, dest: str | None = None, **kwargs: Any) -> None:
+    """Add an option whose value check comes from the schema entry ``dest``."""
+    dest = dest or flags[0].lstrip("-").replace("-", "_")
+    spec = OPTIONS[dest]
+    if spec.check is flag:
+        parser.add_argument(*flags, dest=dest, action="store_true", default=None, help=help,
+                            **kwargs)
+        return
+    choices = getattr(spec.check, "choices", None)
+    if choices and "metavar" not in kwargs:
+        kwargs["metavar"] = "{" + ",".join(choices) + "}"
+    parser.add_argument(*flags, dest=dest, type=spec.argparse_type(dest), nargs=spec.nargs,
+                        help=help, **kwargs)
+
+
+def warn(message: str) -> None:
+    """One ``vaecam: warning: ...`` line on stderr (an option that does nothing, a fallback)."""
+    print(f"vaecam: warning: {message}", file=sys.stderr)
 
 
 def add_preset_options(parser: argparse.ArgumentParser, default: str = "cpu") -> None:
-    parser.add_argument("--preset", choices=PRESETS, default=default,
+    parser.add_argument("--preset", choices=PRESETS, default=None,
                         help="settings bundle: smoke (seconds, for tests), cpu (this machine), "
                         f"paper (published settings, for a GPU); default {default}")
     parser.add_argument("--config", type=Path, default=None,
-                        help="YAML file with 'presets' to use instead of the packaged one")
+                        help="YAML file with 'presets:' whose values replace the packaged "
+                        "preset's (a partial file fills from the packaged preset)")
+    parser.set_defaults(default_preset=default)
 
 
-def add_training_options(parser: argparse.ArgumentParser) -> None:
+def add_training_options(parser: argparse.ArgumentParser, seeds: bool = True) -> None:
     """Options of every ``vaecam train`` command; None means 'take the preset's value'."""
     g = parser.add_argument_group("training")
-    g.add_argument("--out", type=Path, required=True, help="output folder of the run")
-    g.add_argument("--max-epochs", type=int, help="stop after this many epochs")
-    g.add_argument("--max-steps", type=int, help="stop after this many optimiser steps (-1: none)")
-    g.add_argument("--batch-size", type=int, help="images per batch (per device under DDP)")
-    g.add_argument("--lr", type=float, help="Adam learning rate")
-    g.add_argument("--seed", type=int, help="seed of data order, noise and initialisation")
-    g.add_argument("--accelerator", help="cpu | gpu | auto (default auto)")
-    g.add_argument("--devices", help="number of devices, or 'auto' (default 1)")
-    g.add_argument("--strategy", help="auto | ddp | ddp_spawn | ... (Lightning strategies)")
-    g.add_argument("--num-nodes", type=int, help="number of machines for multi-node DDP")
-    g.add_argument("--precision", help="32-true | bf16-mixed | 16-mixed (default 32-true)")
-    g.add_argument("--num-workers", type=int, help="data loader worker processes (default 0)")
-    g.add_argument("--checkpoint-every", type=int,
-                   help="write best/last checkpoints every N epochs (and at the end)")
-    g.add_argument("--resume", action="store_true",
-                   help="continue the run in --out from its last checkpoint")
-    g.add_argument("--overwrite", action="store_true",
-                   help="replace a run that already exists in --out")
-    g.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    option(g, "--out", required=True, help="output folder (one run folder per seed inside)")
+    option(g, "--max-epochs", help="stop after this many epochs (-1: no limit, with --max-steps)")
+    option(g, "--max-steps", help="stop after this many optimiser steps (-1: no limit)")
+    option(g, "--batch-size", help="images per batch (per device under DDP)")
+    option(g, "--lr", help="Adam learning rate (> 0)")
+    if seeds:
+        option(g, "--seeds", metavar="SEED",
+               help="train one model per seed, each in OUT/seed<S> (preset: smoke 1, cpu 3, "
+               "paper 5 seeds)")
+    option(g, "--accelerator", help="where to train (default auto: a GPU if visible)")
+    option(g, "--devices", help="number of devices, or 'auto' (default 1)")
+    option(g, "--strategy", help="Lightning strategy; ddp for several GPUs or nodes")
+    option(g, "--num-nodes", help="number of machines for multi-node DDP")
+    option(g, "--precision", help="numeric precision (default 32-true)")
+    option(g, "--num-workers", help="data loader worker processes (default 0)")
+    option(g, "--checkpoint-every", help="write last.ckpt and best.ckpt every N epochs")
+    option(g, "--checkpoint-every-steps",
+           help="also write last.ckpt every N optimiser steps (0: off), so an interrupted long "
+           "epoch can resume")
+    option(g, "--kl-warmup-epochs",
+           help="anneal the KL weight from 0 to 1 over this many epochs (0: off; beyond the "
+           "papers, against posterior collapse)")
+    option(g, "--recon-scale",
+           help="multiply the reconstruction term (1: the ELBO; > 1 is a sharper decoder, i.e. "
+           "a KL weight 1/scale; beyond the papers, against posterior collapse)")
+    option(g, "--free-bits",
+           help="nats of KL per latent dimension kept free of penalty (0: off; beyond the "
+           "papers, against posterior collapse)")
+    option(g, "--data-on-device", help="hold the training images on the training device (GPU) "
+           "as uint8 and cut batches by index: no per-item work (refused if they do not fit)")
+    option(g, "--channels-last", help="channels_last memory format for the conv models (GPU)")
+    option(g, "--compile", help="torch.compile the model (off by default; refused where "
+           "unavailable)")
+    option(g, "--track-localization",
+           help="score the baseline and the attention grid on a fixed labelled subset every "
+           "--track-every epochs; log them and draw localization_vs_epoch.png")
+    option(g, "--track-every", help="epochs between localisation scores (default 1)")
+    option(g, "--track-images", help="images in the tracked subset (default 64)")
+    option(g, "--resume", help="continue the runs in --out from their last checkpoints "
+           "(options that change a run are refused)")
+    option(g, "--overwrite", help="replace earlier results of this command in --out (only "
+           "files vaecam wrote there)")
+    option(g, "--no-progress", help="hide progress bars")
 
 
 def add_attention_options(parser: argparse.ArgumentParser, multi: bool = False) -> None:
     """Attention-map switches; with ``multi`` each option takes several values (a grid)."""
     g = parser.add_argument_group("attention maps")
-    nargs = "+" if multi else None
-    g.add_argument("--method", nargs=nargs, choices=["1", "2", "normal-difference"],
-                   help="1: mean of per-dimension maps (Eq. 3); 2: gradient of sum(mu); "
+    method_help = ("1: mean of per-dimension maps (Eq. 3); 2: gradient of sum(mu); "
                    "normal-difference: Eq. 4 against pooled training statistics")
-    g.add_argument("--activation", nargs=nargs, choices=list(ACTIVATIONS),
-                   help="applied to the weighted channel sum: relu (paper), abs (authors' code)")
-    g.add_argument("--layer", nargs=nargs,
-                   help="dotted layer name(s), e.g. encoder.2 (default: the model's own)")
-    g.add_argument("--grad-norm", choices=GRAD_NORMS,
-                   help="method 2: divide gradients by their RMS (rms-batch as the authors' code)")
-    g.add_argument("--normalize", action="store_true",
-                   help="min-max normalise each map (distorts pixel AUROC across images)")
-    g.add_argument("--no-upsample", action="store_true",
-                   help="keep maps at the layer's resolution instead of the input's")
+    act_help = "applied to the weighted channel sum: relu (paper), abs (authors' code)"
+    layer_help = "dotted layer name(s), e.g. encoder.2 (default: the model's own)"
+    if multi:
+        option(g, "--method", help=method_help)
+        option(g, "--activation", help=act_help)
+        option(g, "--layer", help=layer_help)
+    else:
+        g.add_argument("--method", choices=OPTIONS["method"].check.choices,  # type: ignore[attr-defined]
+                       help=method_help)
+        g.add_argument("--activation", choices=OPTIONS["activation"].check.choices,  # type: ignore[attr-defined]
+                       help=act_help)
+        g.add_argument("--layer", type=Option(text).argparse_type("layer"), help=layer_help)
+    option(g, "--grad-norm",
+           help="method 2: divide gradients by their RMS (rms-batch as the authors' code)")
+    option(g, "--activation-order",
+           help="apply the activation before upsampling (default) or after it, as the authors' "
+           "code does for its method-2 maps")
+    option(g, "--normalize", help="min-max normalise each map (distorts pixel AUROC across images)")
+    option(g, "--no-upsample", help="keep maps at the layer's resolution instead of the input's")
+
+
+def add_localize_options(parser: argparse.ArgumentParser) -> None:
+    """Options of every ``vaecam localize`` command."""
+    option(parser, "--checkpoint", required=True,
+           help="a .ckpt from 'vaecam train', a run folder (its last checkpoint), or a "
+           "multi-seed training --out folder (every seed<S> run is evaluated and aggregated)")
+    option(parser, "--out", required=True,
+           help="folder for results.json, table.md and the figures")
+    option(parser, "--overwrite", help="replace an earlier result of this command in --out")
+    option(parser, "--seeds", metavar="SEED",
+           help="with a multi-seed --checkpoint folder: evaluate only these seeds")
+    option(parser, "--resize",
+           help="upsample-maps (default): maps bilinear-upsampled to the image size; "
+           "downscale-masks: maps at the layer's resolution, masks downscaled")
+    option(parser, "--mask-rule",
+           help="downscale-masks: a cell is anomalous if at least half of it is "
+           "(majority, default) or if any of its pixels is (any)")
+    option(parser, "--max-images",
+           help="evaluate only this many evenly spaced test images (quick runs)")
+    option(parser, "--batch-size", dest="eval_batch_size",
+           help="test images per batch (memory: method 1 takes one gradient per latent "
+           "dimension)")
+    option(parser, "--device",
+           help="where maps are computed: auto (GPU if visible, default), cpu, cuda, cuda:N")
+    option(parser, "--overlays",
+           help="anomalous test images shown in the overlay figures (default 4)")
+    option(parser, "--no-progress", help="hide the progress bar")
+    g = parser.add_argument_group("anomaly maps and evidence")
+    option(g, "--maps", help="comma-separated anomaly maps: recon-abs, recon-sq, ssim, "
+           "attention (the grid of --layer x --method x --activation), grad-elbo, grad-kl, "
+           "grad-recon, combi, attention-x-recon, projection; 'cheap' (default) = all but "
+           "projection, 'all' = every map")
+    option(g, "--smooth-sigma", help="gaussian smoothing (pixels) of grad-* and combi maps "
+           "(0: none; default: each map's own)")
+    option(g, "--projection-steps", help="projection: gradient steps T on the input (>= 0)")
+    option(g, "--projection-step-size", help="projection: step size (> 0)")
+    option(g, "--projection-distance-weight",
+           help="projection: weight of the L1 distance to the original image (>= 0)")
+    option(g, "--resamples", help="bootstrap resamples of the test images for the 95%% "
+           "intervals and verdicts (>= 100; default 1000)")
+    add_attention_options(parser, multi=True)
+    add_preset_options(parser)
+
+
+def print_localization(results: dict[str, Any]) -> int:
+    """Print a localisation run's method table, any latent-collapse warning, and its files."""
+    from vaecam.report.localization import collapse_warning, method_table
+
+    print(method_table(results))
+    warning = collapse_warning(results)
+    if warning:
+        warn(warning)
+    out = Path(results["out"])
+    print(f"results: {out / 'results.json'}")
+    print(f"tables: {out / 'table.md'}")
+    print(f"figures: {', '.join(results['figures'])}")
+    return 0
 
 
 def merged(args: argparse.Namespace, experiment: str) -> dict[str, Any]:
-    """The preset's options overridden by every option given on the command line."""
-    options = load_preset(experiment, args.preset, args.config)
+    """The preset's options overridden by every option given on the command line.
+
+    A command run without ``--preset`` says which preset it uses and what that costs.
+    """
+    name = args.preset or args.default_preset
+    preset = load_preset(experiment, name, args.config)
+    if args.preset is None:
+        print(f"vaecam: using preset '{name}' ({preset.about}); choose with --preset "
+              f"{'|'.join(PRESETS)}", file=sys.stderr)
+    options = dict(preset.options)
+    options["preset"] = name
     for key, value in vars(args).items():
-        if value is not None and key not in ("handler", "verb", "target"):
-            if isinstance(value, bool) and not value and key in options:
-                continue  # an absent flag keeps the preset's value
+        if value is not None and key not in ("handler", "verb", "target", "preset", "config",
+                                             "default_preset", "resume_hint"):
             options[key] = value
     return options
 
 
-def train_config(options: dict[str, Any]) -> TrainConfig:
-    """A :class:`TrainConfig` from merged options."""
-    devices = options.get("devices", 1)
-    if isinstance(devices, str) and devices.isdigit():
-        devices = int(devices)
+def check_accelerator(accelerator: str) -> None:
+    """Refuse an accelerator that this machine does not have, before anything starts."""
+    import torch
+
+    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"--accelerator {accelerator}: no CUDA GPU is visible on this machine; "
+                          "use --accelerator cpu (or auto)")
+    if accelerator == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError("--accelerator mps: Apple's MPS backend is not available here; use cpu")
+
+
+def train_config(options: dict[str, Any], experiment: str):  # -> TrainConfig
+    """A :class:`~vaecam.training.trainer.TrainConfig` from merged options."""
+    from vaecam.training.trainer import TrainConfig
+
+    accelerator = str(options.get("accelerator", "auto"))
+    check_accelerator(accelerator)
     return TrainConfig(
         out_dir=Path(options["out"]),
         max_epochs=int(options.get("max_epochs", 1)),
         max_steps=int(options.get("max_steps", -1)),
         batch_size=int(options.get("batch_size", 128)),
-        seed=int(options.get("seed", 0)),
-        accelerator=str(options.get("accelerator", "auto")),
-        devices=devices,
+        seed=int(options.get("seeds", [0])[0]),
+        accelerator=accelerator,
+        devices=options.get("devices", 1),
         strategy=str(options.get("strategy", "auto")),
         num_nodes=int(options.get("num_nodes", 1)),
         precision=str(options.get("precision", "32-true")),
@@ -95,4 +233,9 @@ def train_config(options: dict[str, Any]) -> TrainConfig:
         progress_bar=not options.get("no_progress", False),
         log_every_n_steps=int(options.get("log_every_n_steps", 10)),
         checkpoint_every_n_epochs=int(options.get("checkpoint_every", 1)),
+        checkpoint_every_n_steps=int(options.get("checkpoint_every_steps", 0)),
+        experiment=experiment,
+        data_on_device=bool(options.get("data_on_device", False)),
+        channels_last=bool(options.get("channels_last", False)),
+        compile=bool(options.get("compile", False)),
     )

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from vaecam.cli.common import option
 from vaecam.errors import ConfigError
 
 
@@ -37,6 +38,6 @@ def register(verbs: argparse._SubParsersAction, groups: dict[str, Any]) -> None:
         "MVTec-AD is not downloadable automatically: accept its licence at "
         "https://www.mvtec.com/company/research/datasets/mvtec-ad and unpack it yourself.")
     download.add_argument("dataset", choices=["mnist", "dsprites", "ucsd"], help="which dataset")
-    download.add_argument("--dest", type=Path, required=True, help="folder to download into")
-    download.add_argument("--sha256", help="expected SHA-256 of the archive (dsprites, ucsd)")
+    option(download, "--dest", required=True, help="folder to download into")
+    option(download, "--sha256", help="expected SHA-256 of the archive (dsprites, ucsd)")
     download.set_defaults(handler=_download)

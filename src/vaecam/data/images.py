@@ -46,10 +46,13 @@ def _load(path: Path, mode: str | None) -> Image.Image:
     try:
         with Image.open(path) as img:
             img.load()
+            file_format = img.format
             if img.mode.startswith("I;16"):  # 16-bit TIFF/PNG: Pillow's convert would clip
                 scaled = np.asarray(img, dtype=np.float32) / 257.0
                 img = Image.fromarray(scaled.round().astype(np.uint8), "L")
-            return img.convert(mode) if mode else img.copy()
+            decoded = img.convert(mode) if mode else img.copy()
+            decoded.format = file_format  # what the file held, whatever its extension says
+            return decoded
     except _READ_ERRORS as exc:
         raise DataError(
             f"cannot read image {path} ({_one_line(exc)}); replace or delete the file"
@@ -84,17 +87,42 @@ def read_image(path: Path, mode: Literal["L", "RGB"] = "L", size: int | None = N
     return np.asarray(img, dtype=np.float32) / 255.0
 
 
-def read_mask(path: Path, size: int | None = None) -> np.ndarray:
-    """Read a ground-truth mask as a bool (H, W) array: any non-zero pixel is anomalous.
+LOSSY_MASK_EXTENSIONS = frozenset({".jpg", ".jpeg"})
+"""Mask formats that are refused: lossy compression blurs the edges of a binary mask."""
 
-    Colour masks count a pixel as anomalous if any channel is non-zero. ``size`` resizes to a
-    ``size`` x ``size`` square with nearest-neighbour sampling.
+
+def _half_range(mask: np.ndarray, mode: str) -> float:
+    """The threshold halfway through a mask's value range: its bit depth, or 0..1."""
+    if mode == "F":
+        return 0.5
+    top = float(mask.max(initial=0))
+    full = 1.0 if top <= 1 else 255.0 if top <= 255 else 65535.0
+    return full / 2
+
+
+def read_mask(path: Path, size: int | None = None) -> np.ndarray:
+    """Read a ground-truth mask as a bool (H, W) array, thresholded at half its value range.
+
+    8-bit masks are anomalous at >= 128, 16-bit ones at >= 32768, 0/1 masks at 1, float masks
+    at >= 0.5; colour masks are converted to luminance first. JPEG masks are refused: lossy
+    compression leaves grey values along every edge. ``size`` resizes to a ``size`` x ``size``
+    square with nearest-neighbour sampling.
     """
+    path = Path(path)
+    if path.suffix.lower() in LOSSY_MASK_EXTENSIONS:
+        raise DataError(f"mask {path} is a JPEG, a lossy format that blurs mask edges; save the "
+                        "masks as PNG, BMP or TIFF")
     img = _load(path, None)
-    if img.mode in ("1", "L", "I", "F"):
-        mask = np.asarray(img) != 0
-    else:  # palette and colour masks: look at the colours, not the palette indices
-        mask = np.asarray(img.convert("RGB")).any(axis=2)
+    if img.format == "JPEG":
+        raise DataError(f"mask {path} holds JPEG data, a lossy format that blurs mask edges; "
+                        "save the masks as PNG, BMP or TIFF")
+    if img.mode in ("RGB", "RGBA", "P", "LA", "CMYK", "YCbCr"):
+        img = img.convert("L")
+    values = np.asarray(img)
+    if img.mode == "1":
+        mask = values.astype(bool)
+    else:
+        mask = values >= _half_range(values, img.mode)
     if size is not None and mask.shape != (size, size):
         small = Image.fromarray(mask.astype(np.uint8) * 255, "L")
         mask = np.asarray(small.resize((size, size), Image.Resampling.NEAREST)) > 0

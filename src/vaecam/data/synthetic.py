@@ -9,7 +9,6 @@ localises them (the real datasets are much harder).
 from __future__ import annotations
 
 import inspect
-import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -17,8 +16,9 @@ from typing import Any, Literal
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
-from vaecam.data.images import IMAGE_EXTENSIONS, require_empty_dir, write_image
+from vaecam.data.images import IMAGE_EXTENSIONS, write_image
 from vaecam.errors import ConfigError, DataError
+from vaecam.outputs import OutputFolder
 
 MVTEC_DEFECTS = ("patch", "scratch")
 """Defect types :func:`make_mvtec_like` can draw: a solid square and a thick straight line."""
@@ -248,9 +248,10 @@ def synthesize(
     """Generate a synthetic dataset of ``kind`` under ``out`` (``vaecam data synth KIND OUT``).
 
     ``options`` are the keyword arguments of :func:`make_mvtec_like` or :func:`make_ucsd_like`.
-    A non-empty ``out`` is refused unless ``overwrite``; then only the generated dataset folder
-    (``out/<category>`` or ``out/<name>``) is deleted and rewritten, nothing else in ``out``.
-    Returns that dataset folder: for MVTec the loaders take ``out`` as root and the category.
+    The generated dataset folder (``out/<category>`` or ``out/<name>``) is claimed as a vaecam
+    output folder: an existing one is replaced only with ``overwrite`` and only if vaecam
+    generated it; nothing else in ``out`` is touched. Returns that dataset folder: for MVTec the
+    loaders take ``out`` as root and the category.
     """
     if kind not in _MAKERS:
         raise ConfigError(f"unknown synthetic dataset kind {kind!r}; choose mvtec or ucsd")
@@ -265,13 +266,8 @@ def synthesize(
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise DataError(f"{out} is a file, not a folder; choose another folder")
-    if not overwrite:
-        require_empty_dir(out, "pass --overwrite or choose another folder")
-    else:
-        name_option = "category" if kind == "mvtec" else "name"
-        name = options.get(name_option, params[name_option].default)
-        _check_folder_name(name_option, name)  # before deleting anything
-        target = out / name
-        if target.is_dir():
-            shutil.rmtree(target)
-    return maker(out, **options)
+    name_option = "category" if kind == "mvtec" else "name"
+    name = options.get(name_option, params[name_option].default)
+    _check_folder_name(name_option, name)
+    with OutputFolder(out / name, f"data synth {kind}", overwrite=overwrite):
+        return maker(out, **options)

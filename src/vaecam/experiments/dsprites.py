@@ -36,11 +36,13 @@ from vaecam.metrics.disentanglement import (
     torch_representation,
 )
 from vaecam.models.factorvae import FactorVAE
+from vaecam.outputs import FolderLock, OutputFolder, adopt
 from vaecam.report.references import DSPRITES_FACTORVAE_SCORE
 from vaecam.report.tables import markdown_table, write_json
 from vaecam.training.checkpoints import load_model, read_checkpoint
 from vaecam.training.factorvae_module import DEFAULT_SCORE_SIZES, FactorVAEModule
-from vaecam.training.trainer import TrainConfig, fit, last_checkpoint
+from vaecam.training.run_folder import identity_differences, read_run_record
+from vaecam.training.trainer import TrainConfig, fit, last_checkpoint, run_identity
 from vaecam.viz.scatter import disentanglement_scatter
 
 MODEL = "factorvae"
@@ -110,12 +112,10 @@ def parse_pairs(value: str | int) -> str | int:
         raise ConfigError(f"--ad-pairs must be 'all' or a number of pairs, not '{value}'") from None
 
 
-def train(config: DSpritesConfig, run: TrainConfig) -> Path:
-    """Train one FactorVAE / AD-FactorVAE on dSprites; returns the last checkpoint."""
-    if run.batch_size < 4:
-        raise ConfigError(f"batch size {run.batch_size} is too small; FactorVAE needs at least 4")
-    data = load_dsprites(config.dsprites)
-    module = FactorVAEModule(
+def build_module(config: DSpritesConfig, seed: int, data: GroundTruthData | None = None
+                 ) -> FactorVAEModule:
+    """The Lightning module of one FactorVAE / AD-FactorVAE run (``data`` for periodic scores)."""
+    return FactorVAEModule(
         {"latent_dim": config.latent_dim, "init": config.init},
         variant=config.model,
         gamma=config.gamma,
@@ -126,14 +126,36 @@ def train(config: DSpritesConfig, run: TrainConfig) -> Path:
         ad_aggregation=config.ad_aggregation,
         lr=config.lr,
         d_lr=config.d_lr,
-        seed=run.seed,
-        score_every=config.score_every,
+        seed=seed,
+        score_every=config.score_every if data is not None else 0,
         score_sizes=config.score_sizes,
         score_data=data,
         extra_metadata={"dsprites": str(config.dsprites)},
     )
-    fit(module, data.torch_dataset(), run)
+
+
+def _data_record(config: DSpritesConfig) -> dict[str, str]:
+    return {"kind": "dsprites", "source": str(config.dsprites)}
+
+
+def train(config: DSpritesConfig, run: TrainConfig) -> Path:
+    """Train one FactorVAE / AD-FactorVAE on dSprites; returns the last checkpoint."""
+    if run.batch_size < 4:
+        raise ConfigError(f"batch size {run.batch_size} is too small; FactorVAE needs at least 4")
+    data = load_dsprites(config.dsprites)
+    module = build_module(config, run.seed, data)
+    source = str(config.dsprites)
+    inputs = [Path(source)] if source != "procedural" else []
+    fit(module, data.torch_dataset(), run, data=_data_record(config), inputs=inputs)
     return last_checkpoint(run.out_dir)
+
+
+def same_run(folder: Path, config: DSpritesConfig, run: TrainConfig) -> list[str]:
+    """How the finished run in ``folder`` differs from what ``config`` and ``run`` would train
+    (empty when it is the same run)."""
+    record = read_run_record(folder) or {}
+    identity = run_identity(build_module(config, run.seed), run, _data_record(config))
+    return identity_differences(record.get("identity", {}), identity)
 
 
 @torch.no_grad()
@@ -159,8 +181,12 @@ def reconstruction_error(
     return total / num_samples
 
 
-def score(checkpoint: Path, config: ScoreConfig, out: Path) -> dict[str, Any]:
-    """FactorVAE metric, MIG and reconstruction error of a checkpoint; writes ``out/score.json``."""
+def score(checkpoint: Path, config: ScoreConfig, out: Path, progress: bool = False
+          ) -> dict[str, Any]:
+    """FactorVAE metric, MIG and reconstruction error of a checkpoint; writes ``out/score.json``.
+
+    ``out`` is locked while scoring; an existing ``score.json`` is replaced (it is vaecam's).
+    """
     started = time.perf_counter()
     model, meta = load_model(checkpoint, expected=MODEL)
     step = int(read_checkpoint(checkpoint).get("global_step", 0))
@@ -170,7 +196,7 @@ def score(checkpoint: Path, config: ScoreConfig, out: Path) -> dict[str, Any]:
     model.to(device)
     represent = torch_representation(model, device)
     sizes = config.factorvae_sizes()
-    factorvae = factor_vae_metric(data, represent, config.metric_seed, **sizes)
+    factorvae = factor_vae_metric(data, represent, config.metric_seed, progress=progress, **sizes)
     mig_result = mig(data, represent, config.metric_seed, num_train=config.mig_num_train)
     recon = reconstruction_error(model, data, config.recon_samples, config.metric_seed,
                                  device=device)
@@ -198,10 +224,12 @@ def score(checkpoint: Path, config: ScoreConfig, out: Path) -> dict[str, Any]:
         ),
         "recon_error": recon,
         "recon_samples": config.recon_samples,
+        "mig_num_train": config.mig_num_train,
         "seconds": round(time.perf_counter() - started, 2),
         "references": DSPRITES_FACTORVAE_SCORE,
     }
-    write_json(Path(out) / "score.json", result)
+    with FolderLock(Path(out)):
+        adopt(write_json(Path(out) / "score.json", result))
     return result
 
 
@@ -214,8 +242,19 @@ class SweepConfig:
     seeds: Sequence[int] = (0, 1, 2)
 
 
-def run_name(model: str, gamma: float, seed: int) -> str:
-    return f"{model}_gamma{gamma:g}_seed{seed}"
+def run_dir(out: Path, model: str, gamma: float, seed: int) -> Path:
+    """``OUT/<model>_gamma<G>/seed<S>``: the layout of ``vaecam train dsprites --seeds ... --out
+    OUT/<model>_gamma<G>``, so that runs trained on their own are found and reused."""
+    return Path(out) / f"{model}_gamma{gamma:g}" / f"seed{seed}"
+
+
+def _scored_with(result: Mapping[str, Any], config: ScoreConfig) -> bool:
+    """Whether a ``score.json`` was computed with these metric settings."""
+    return (result.get("metric_preset") == config.metric_preset
+            and result.get("metric_sizes") == config.factorvae_sizes()
+            and result.get("metric_seed") == config.metric_seed
+            and result.get("recon_samples") == config.recon_samples
+            and result.get("mig_num_train", config.mig_num_train) == config.mig_num_train)
 
 
 def sweep(
@@ -224,48 +263,70 @@ def sweep(
     score_config: ScoreConfig,
     run: TrainConfig,
     out: Path,
+    progress: bool = False,
 ) -> dict[str, Any]:
     """Train and score every run of ``grid`` under ``out/runs``; write tables and Figure 5b.
 
-    A run whose ``score.json`` exists is reused; one with a checkpoint but no score is resumed.
+    A finished run of the same options is reused (rescored when the metric settings changed);
+    one with a checkpoint is resumed (a finished one just continues to its score);
     ``run.overwrite`` retrains everything.
     """
     out = Path(out)
     rows: list[dict[str, Any]] = []
-    for model in grid.models:
-        for gamma in grid.gammas:
-            for seed in grid.seeds:
-                run_dir = out / "runs" / run_name(model, gamma, seed)
-                scored = run_dir / "score.json"
-                if scored.is_file() and not run.overwrite:
-                    rows.append(json.loads(scored.read_text()))
+    grid_runs = [(m, g, s) for m in grid.models for g in grid.gammas for s in grid.seeds]
+    with OutputFolder(out, "sweep dsprites", overwrite=run.overwrite, keep=not run.overwrite):
+        for k, (model, gamma, seed) in enumerate(grid_runs, 1):
+            folder = run_dir(out, model, gamma, seed)
+            print(f"run {k}/{len(grid_runs)}: {model}, gamma {gamma:g}, seed {seed} ({folder})",
+                  flush=True)
+            run_config = dataclasses.replace(config, model=model, gamma=gamma)
+            run_cfg = dataclasses.replace(run, out_dir=folder, seed=seed, overwrite=False,
+                                          resume=last_checkpoint(folder).is_file())
+            scored = folder / "score.json"
+            if scored.is_file():
+                differences = same_run(folder, run_config, run_cfg)
+                if differences:
+                    raise ConfigError(f"{folder} was trained with other options: "
+                                      f"{differences[0]}; pass --overwrite to retrain the sweep "
+                                      "or choose another --out")
+                previous = json.loads(scored.read_text())
+                if _scored_with(previous, score_config):
+                    rows.append(previous)
                     continue
-                resume = last_checkpoint(run_dir).is_file() and not run.overwrite
-                run_cfg = dataclasses.replace(
-                    run, out_dir=run_dir, seed=seed, resume=resume, overwrite=run.overwrite
-                )
-                ckpt = train(dataclasses.replace(config, model=model, gamma=gamma), run_cfg)
-                rows.append(score(ckpt, score_config, run_dir))
-    columns = ["model", "gamma", "train_seed", "steps", "factorvae", "mig", "recon_error"]
-    table = markdown_table(columns, [[row[c] for c in columns] for row in rows])
-    summary = summarize(rows)
-    summary_table = markdown_table(
-        ["model", "gamma", "runs", "factorvae mean", "factorvae std", "mig mean", "recon mean"],
-        [list(s.values()) for s in summary],
-    )
-    references = markdown_table(
-        ["published", "FactorVAE metric"], list(DSPRITES_FACTORVAE_SCORE.items())
-    )
-    figure = disentanglement_scatter(out / "figure5b.png", rows)
-    markdown = (
-        f"# dSprites sweep\n\nMetric preset: {score_config.metric_preset} "
-        f"{score_config.factorvae_sizes()}; data: {config.dsprites}.\n\n"
-        f"## Runs\n\n{table}\n## Mean over seeds\n\n{summary_table}\n"
-        f"## Published numbers\n\n{references}\n![Figure 5b](figure5b.png)\n"
-    )
-    (out / "results.md").write_text(markdown)
-    results = {"runs": rows, "summary": summary, "references": DSPRITES_FACTORVAE_SCORE}
-    write_json(out / "results.json", results)
+            ckpt = train(run_config, run_cfg)
+            rows.append(score(ckpt, score_config, folder, progress=progress))
+        columns = ["model", "gamma", "train_seed", "steps", "factorvae", "mig", "recon_error"]
+        table = markdown_table(columns, [[row[c] for c in columns] for row in rows])
+        summary = summarize(rows)
+        summary_table = markdown_table(
+            ["model", "gamma", "runs", "factorvae mean", "factorvae std", "mig mean", "recon mean"],
+            [list(s.values()) for s in summary],
+        )
+        paired = paired_verdicts(rows)
+        paired_table = markdown_table(
+            ["gamma", "seeds", "AD - FactorVAE (mean over seeds)", "per seed: diff [95% CI] "
+             "verdict", "verdict"],
+            [[p["gamma"], len(p["per_seed"]), p["diff_mean"],
+              "; ".join(f"seed {d['seed']}: {d['diff']:+.3f} [{d['diff_ci95'][0]:+.3f}, "
+                        f"{d['diff_ci95'][1]:+.3f}] {d['verdict']}" for d in p["per_seed"]),
+              p["verdict"]] for p in paired],
+        ) if paired else ""
+        references = markdown_table(
+            ["published", "FactorVAE metric"], list(DSPRITES_FACTORVAE_SCORE.items())
+        )
+        figure = disentanglement_scatter(out / "figure5b.png", rows)
+        markdown = (
+            f"# dSprites sweep\n\nMetric preset: {score_config.metric_preset} "
+            f"{score_config.factorvae_sizes()}; data: {config.dsprites}.\n\n"
+            f"## Runs\n\n{table}\n## Mean over seeds\n\n{summary_table}\n"
+            + (f"## AD-FactorVAE against FactorVAE, paired by seed\n\n{PAIRED_NOTE}\n\n"
+               f"{paired_table}\n" if paired else "") +
+            f"## Published numbers\n\n{references}\n![Figure 5b](figure5b.png)\n"
+        )
+        (out / "results.md").write_text(markdown)
+        results = {"runs": rows, "summary": summary, "paired": paired,
+                   "paired_method": PAIRED_NOTE, "references": DSPRITES_FACTORVAE_SCORE}
+        write_json(out / "results.json", results)
     return {
         "markdown": out / "results.md",
         "json": out / "results.json",
@@ -292,3 +353,47 @@ def summarize(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
             "recon_mean": float(np.mean([row["recon_error"] for row in group])),
         })
     return summary
+
+
+PAIRED_NOTE = (
+    "Per training seed, the difference of the FactorVAE metric (AD-FactorVAE minus FactorVAE, "
+    "same seed, same gamma) with a 95% interval from 1,000 bootstrap resamples of each model's "
+    "evaluation votes (the metric's own sampling noise; the classifier's training votes are "
+    "held fixed); better/worse when the interval excludes 0, and over seeds only when every "
+    "seed agrees."
+)
+
+
+def _votes_ci(acc_a: float, acc_b: float, n_a: int, n_b: int, rng: np.random.Generator,
+              n_resamples: int = 1000) -> tuple[float, float]:
+    """95% interval of ``acc_a - acc_b`` when each model's ``n`` votes are resampled."""
+    diff = rng.binomial(n_a, acc_a, n_resamples) / n_a - rng.binomial(n_b, acc_b, n_resamples) / n_b
+    lo, hi = np.percentile(diff, [2.5, 97.5])
+    return float(lo), float(hi)
+
+
+def paired_verdicts(rows: Sequence[Mapping[str, Any]], seed: int = 0) -> list[dict[str, Any]]:
+    """Per gamma with both models: AD-FactorVAE minus FactorVAE per seed, intervals, verdicts."""
+    rng = np.random.default_rng(seed)
+    by_key = {(r["model"], r["gamma"], r["train_seed"]): r for r in rows}
+    out = []
+    for gamma in dict.fromkeys(r["gamma"] for r in rows):
+        seeds = sorted(s for (m, g, s) in by_key if m == "ad-factorvae" and g == gamma
+                       and ("factorvae", gamma, s) in by_key)
+        per_seed = []
+        for s in seeds:
+            ad, base = by_key["ad-factorvae", gamma, s], by_key["factorvae", gamma, s]
+            lo, hi = _votes_ci(ad["factorvae"], base["factorvae"],
+                               int(ad["metric_sizes"]["num_eval"]),
+                               int(base["metric_sizes"]["num_eval"]), rng)
+            verdict = "better" if lo > 0 else "worse" if hi < 0 else "undecided"
+            per_seed.append({"seed": s, "diff": ad["factorvae"] - base["factorvae"],
+                             "diff_ci95": [lo, hi], "verdict": verdict})
+        if per_seed:
+            verdicts = [d["verdict"] for d in per_seed]
+            agreed = len(set(verdicts)) == 1 and verdicts[0] != "undecided"
+            out.append({"gamma": gamma, "per_seed": per_seed,
+                        "diff_mean": float(np.mean([d["diff"] for d in per_seed])),
+                        "diff_std": float(np.std([d["diff"] for d in per_seed])),
+                        "verdict": verdicts[0] if agreed else "undecided"})
+    return out

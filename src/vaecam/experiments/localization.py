@@ -1,25 +1,30 @@
-"""Anomaly-localisation evaluation shared by UCSD and MVTec: one streaming pass over a test set.
+"""Anomaly-localisation evaluation shared by MNIST, UCSD and MVTec: every map, every seed.
 
-Every setting (encoder layer x method x activation) and the reconstruction-error baseline is
-scored in the same pass. Per batch and layer the engine is asked once per method for *signed*
-maps at the layer's resolution (``per_dimension`` for method 1, ``method2``,
-``normal_difference``); each activation is then applied to those signed maps exactly as the
-engine does (activation per latent dimension, mean for method 1, bilinear upsampling, optional
-min-max normalisation), so relu and abs share the gradient work. Each setting has its own
-streaming accumulator from :mod:`vaecam.metrics.localization`; maps are never all kept, only the
-few shown in the overlay figures.
+One streaming pass per trained model (one per seed) computes every anomaly map of
+:mod:`vaecam.maps` on each test batch from one shared forward pass: the reconstruction
+baselines, the attention grid (encoder layer x method x activation, the papers' ambiguities)
+and the methods beyond the papers. Each map is scored exactly (pixel AUROC, best IoU, AUPRO up to
+FPR 0.3, image AUROC from the map's maximum) and kept for the bootstrap over test images
+(:mod:`vaecam.metrics.bootstrap`): 95% intervals per seed and a paired verdict against the
+``recon-abs`` baseline. Over seeds every number becomes ``mean ± std`` with the interval of the
+seed mean, and a verdict holds only when every seed agrees.
 
-Resolution (``resize``): ``upsample-maps`` upsamples maps to the input size and compares them
-with the masks there; ``downscale-masks`` keeps maps at the layer's resolution and reduces the
-masks with :func:`vaecam.data.transforms.downscale_masks` (``mask_rule``: a cell is anomalous
-if at least half of it is, or if any pixel is). The baseline is always compared at the input
-size.
+Resolution (``resize``): ``upsample-maps`` compares every map with the masks at the image size;
+``downscale-masks`` keeps attention maps at their layer's resolution and reduces the masks
+there for pixel AUROC and best IoU (the reproduction's alternative), while AUPRO regions and
+image labels always come from the full-size masks (the attention map is enlarged by repeating
+its cells for them).
+
+Every report also states the latent health of the model it explains: KL, active units and the
+spread of ``mu`` on the test images. A model with no active unit has no latent code left; its
+attention rows are marked, since gradients of a constant ``mu`` carry no information.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -28,84 +33,118 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Subset
+from tqdm.auto import tqdm
 
-from vaecam.attention import AttentionExplainer, LatentStats
-from vaecam.attention.activations import get_activation
-from vaecam.attention.engine import GRAD_NORMS, METHODS, GradNorm
+from vaecam.attention import LatentStats
 from vaecam.data.transforms import downscale_masks
 from vaecam.errors import ConfigError, MetricInputError
-from vaecam.metrics.baseline import ERROR_KINDS, ErrorKind, reconstruction_error
-from vaecam.metrics.localization import LocalizationEvaluator, PixelROCAccumulator
-from vaecam.report.tables import markdown_table, write_json
-from vaecam.viz.curves import roc_figure
-from vaecam.viz.overlays import explanation_grid
+from vaecam.maps import AnomalyMap, build_map, compute_maps, parse_maps
+from vaecam.metrics.bootstrap import (
+    BootstrapResult,
+    MapCollector,
+    aggregate_seeds,
+    resample_counts,
+)
+from vaecam.metrics.latent import latent_summary
+from vaecam.metrics.localization import PixelROCAccumulator, image_auroc
 
 Resize = Literal["upsample-maps", "downscale-masks"]
 RESIZE_MODES = ("upsample-maps", "downscale-masks")
-BASELINE = "baseline"
+BASELINE = "recon-abs"
+LATENT_SAMPLE = 256  # test images on which the explained model's latent health is measured
 
 
 @dataclass(frozen=True)
-class Setting:
-    """One column of results: a layer (table label), a method and an activation, or the
-    baseline (``layer == "baseline"``, ``method`` the error kind, no activation)."""
+class MapSetting:
+    """One row of results: a display name, the map method, and (for attention) its switches."""
 
-    layer: str
-    method: str
+    name: str
+    method: AnomalyMap
+    family: str
+    layer: str = ""
+    attention_method: str = ""
     activation: str = ""
 
     @property
-    def name(self) -> str:
-        if self.layer == BASELINE:
-            return BASELINE
-        method = "nd" if self.method == "normal-difference" else f"m{self.method}"
-        return f"{self.layer} {method} {self.activation}"
+    def is_attention(self) -> bool:
+        return self.family == "attention"
 
 
 @dataclass
 class LocalizationConfig:
-    """The switches of a localisation run; ``layers`` maps table labels to module names."""
+    """The switches of a localisation run.
+
+    ``maps`` is a ``--maps`` value (names, ``cheap``, ``all``); ``attention`` in it expands to
+    the grid ``layers`` x ``methods`` x ``activations``. ``layers`` maps table labels (conv3)
+    to module names (encoder.4).
+    """
 
     layers: dict[str, str]
+    maps: str = "cheap"
     methods: Sequence[str] = ("1", "2")
     activations: Sequence[str] = ("relu", "abs")
+    grad_norm: str = "none"
+    activation_order: str = "before"
     resize: Resize = "upsample-maps"
-    grad_norm: GradNorm = "none"
-    normalize: bool = False
-    baseline: ErrorKind = "abs"
     mask_rule: Literal["majority", "any"] = "majority"
+    smooth_sigma: float | None = None
+    projection: dict[str, Any] = field(default_factory=dict)
     max_fpr: float = 0.3
+    n_resamples: int = 1000
+    bootstrap_seed: int = 0
 
     def __post_init__(self) -> None:
-        if not self.layers:
-            raise ConfigError("no layers to explain; pass at least one --layer")
-        for method in self.methods:
-            if method not in METHODS:
-                raise ConfigError(f"unknown method '{method}'; choose from {', '.join(METHODS)}")
-        for activation in self.activations:
-            get_activation(activation)
         if self.resize not in RESIZE_MODES:
             raise ConfigError(f"--resize must be one of {', '.join(RESIZE_MODES)}")
-        if self.grad_norm not in GRAD_NORMS:
-            raise ConfigError(f"--grad-norm must be one of {', '.join(GRAD_NORMS)}")
-        if self.baseline not in ERROR_KINDS:
-            raise ConfigError(f"--baseline must be one of {', '.join(ERROR_KINDS)}")
-        if not self.methods or not self.activations:
-            raise ConfigError("pass at least one --method and one --activation")
+        if self.n_resamples < 100:
+            raise ConfigError(f"--resamples must be at least 100, not {self.n_resamples}")
 
-    def settings(self) -> list[Setting]:
-        """The baseline first, then layer x method x activation in the order given."""
-        return [Setting(BASELINE, self.baseline)] + [
-            Setting(layer, method, activation)
-            for layer in self.layers
-            for method in self.methods
-            for activation in self.activations
-        ]
+    def settings(self, model: nn.Module, stats: LatentStats | None = None) -> list[MapSetting]:
+        """The baseline first, then every map of ``maps`` (attention expanded to its grid)."""
+        options: dict[str, dict[str, Any]] = {}
+        if self.smooth_sigma is not None:
+            for name in ("grad-elbo", "grad-kl", "grad-recon", "combi"):
+                options[name] = {"smooth_sigma": self.smooth_sigma}
+        if self.projection:
+            options["projection"] = dict(self.projection)
+        families = [m.name for m in parse_maps(f"{BASELINE},{self.maps}", options)]
+        settings: list[MapSetting] = []
+        for family in families:
+            if family == "attention":
+                settings += self._attention_grid(stats)
+            elif family == "attention-x-recon":
+                layer = next(iter(self.layers.values()))
+                settings.append(MapSetting(family, build_map(
+                    family, method="1", activation="relu", layer=layer), family))
+            else:
+                settings.append(MapSetting(family, build_map(family, **options.get(family, {})),
+                                           family))
+        return settings
+
+    def _attention_grid(self, stats: LatentStats | None) -> list[MapSetting]:
+        grid = []
+        for label, module in self.layers.items():
+            for method in self.methods:
+                for activation in self.activations:
+                    short = "nd" if method == "normal-difference" else f"m{method}"
+                    grid.append(MapSetting(
+                        f"attention {label} {short} {activation}",
+                        build_map("attention", method=method, activation=activation,
+                                  layer=module, grad_norm=self.grad_norm if method == "2"
+                                  else "none", stats=stats,
+                                  activation_order=self.activation_order,
+                                  upsample=self.resize == "upsample-maps"),
+                        "attention", label, method, activation))
+        return grid
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["methods"], data["activations"] = list(self.methods), list(self.activations)
-        return data
+        return {"maps": self.maps, "layers": self.layers, "methods": list(self.methods),
+                "activations": list(self.activations), "grad_norm": self.grad_norm,
+                "activation_order": self.activation_order, "resize": self.resize,
+                "mask_rule": self.mask_rule, "smooth_sigma": self.smooth_sigma,
+                "projection": self.projection, "max_fpr": self.max_fpr,
+                "n_resamples": self.n_resamples, "bootstrap_seed": self.bootstrap_seed,
+                "baseline": BASELINE}
 
 
 def resolve_layers(model: nn.Module, requested: Sequence[str]) -> dict[str, str]:
@@ -126,227 +165,299 @@ def resolve_layers(model: nn.Module, requested: Sequence[str]) -> dict[str, str]
     return layers
 
 
+# --- one model -----------------------------------------------------------------------------------
+
+
 @dataclass
 class Overlays:
-    """The few test images shown in figures, with their maps per setting at input size."""
+    """The few test images shown in figures, with every setting's map at the image size."""
 
     images: list[Tensor] = field(default_factory=list)
-    recons: list[Tensor] = field(default_factory=list)
     masks: list[Tensor] = field(default_factory=list)
     titles: list[str] = field(default_factory=list)
     maps: dict[str, list[Tensor]] = field(default_factory=dict)
 
 
 @dataclass
-class Evaluation:
-    """Metrics per setting name, pixel ROC curves (fpr, tpr) and the overlay samples."""
+class SeedEvaluation:
+    """Exact metrics, bootstrap, costs and overlays of every setting for one trained model."""
 
-    settings: list[Setting]
+    settings: list[MapSetting]
     metrics: dict[str, dict[str, float]]
     curves: dict[str, tuple[np.ndarray, np.ndarray]]
+    ms_per_image: dict[str, float]
+    bootstrap: BootstrapResult
     overlays: Overlays
+    latent: dict[str, Any]
     n_images: int
     n_anomalous: int
-    image_level: bool
 
 
-def _finish(maps: Tensor, size: tuple[int, int], cfg: LocalizationConfig, display: bool) -> Tensor:
-    """(B, h, w) maps -> upsampled (if asked or for display) and optionally normalised."""
-    if (cfg.resize == "upsample-maps" or display) and maps.shape[-2:] != size:
-        maps = F.interpolate(maps[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
-    if cfg.normalize:
-        lo = maps.amin(dim=(-2, -1), keepdim=True)
-        hi = maps.amax(dim=(-2, -1), keepdim=True)
-        maps = (maps - lo) / (hi - lo).clamp_min(1e-12)
-    return maps
+class _Scorer:
+    """Exact streaming metrics of one setting: pixel ROC at the scoring resolution; AUPRO with
+    the full-size masks' regions; image AUROC from each map's maximum and the dataset labels."""
 
+    def __init__(self, separate_regions: bool, chunk_pixels: int = 1 << 22):
+        self.pixels = PixelROCAccumulator(regions=not separate_regions)
+        self.regions = PixelROCAccumulator(regions=True) if separate_regions else self.pixels
+        self.image_max: list[np.ndarray] = []
+        self.chunk = chunk_pixels
+        self._pending: list[tuple[Tensor, Tensor, Tensor, Tensor]] = []
 
-def layer_maps(
-    explainer: AttentionExplainer,
-    x: Tensor,
-    cfg: LocalizationConfig,
-    stats: LatentStats | None = None,
-) -> dict[tuple[str, str], Tensor]:
-    """(method, activation) -> (B, h, w) maps at the layer's resolution, activation applied.
-
-    ``explainer`` must give signed maps (activation ``none``, no upsampling, no normalisation).
-    """
-    signed: dict[str, Tensor] = {}
-    if "1" in cfg.methods:
-        signed["1"] = explainer.per_dimension(x)
-    if "2" in cfg.methods:
-        signed["2"] = explainer.method2(x, grad_norm=cfg.grad_norm)[:, None]
-    if "normal-difference" in cfg.methods:
-        if stats is None:
-            raise ConfigError("normal-difference needs latent statistics of the training data")
-        signed["normal-difference"] = explainer.normal_difference(x, stats)[:, None]
-    return {
-        (method, act): get_activation(act)(signed[method]).mean(dim=1)
-        for method in cfg.methods
-        for act in cfg.activations
-    }
-
-
-class _Chunked:
-    """Feeds a metrics accumulator in chunks of at least ``pixels`` pixels.
-
-    Every update merges a batch into the accumulator's whole score table, whose size grows with
-    the number of distinct scores seen, so a few large updates cost far less than many small
-    ones. Memory stays bounded by one chunk of maps.
-    """
-
-    def __init__(self, image_level: bool, max_fpr: float, pixels: int = 1 << 22) -> None:
-        self.max_fpr = max_fpr
-        self.pixels = pixels
-        self.acc = (
-            LocalizationEvaluator(max_fpr) if image_level else PixelROCAccumulator(regions=True)
-        )
-        self._scores: list[Tensor] = []
-        self._masks: list[Tensor] = []
-
-    def update(self, scores: Tensor, masks: Tensor) -> None:
-        self._scores.append(scores)
-        self._masks.append(masks)
-        if sum(s.numel() for s in self._scores) >= self.pixels:
+    def update(self, scored: Tensor, masks: Tensor, full: Tensor, full_masks: Tensor) -> None:
+        self._pending.append((scored, masks, full, full_masks))
+        self.image_max.append(scored.flatten(1).amax(dim=1).double().numpy())
+        if sum(p[0].numel() for p in self._pending) >= self.chunk:
             self.flush()
 
     def flush(self) -> None:
-        if self._scores:
-            self.acc.update(torch.cat(self._scores), torch.cat(self._masks))
-            self._scores, self._masks = [], []
+        """Merge pending batches at once: a few large updates cost less than many small ones."""
+        if not self._pending:
+            return
+        scored, masks, full, full_masks = (torch.cat(parts) for parts in zip(*self._pending,
+                                                                             strict=True))
+        self.pixels.update(scored, masks)
+        if self.regions is not self.pixels:
+            self.regions.update(full, full_masks)
+        self._pending = []
 
-    def result(self) -> dict[str, float]:
-        """All metrics; image AUROC only when the stream had normal and anomalous images."""
+    def result(self, labels: np.ndarray, max_fpr: float) -> dict[str, float]:
         self.flush()
-        if isinstance(self.acc, LocalizationEvaluator):
-            return self.acc.result()
-        iou, threshold = self.acc.best_iou()
-        return {"pixel_auroc": self.acc.auroc(), "best_iou": iou,
-                "best_iou_threshold": threshold, "aupro": self.acc.aupro(self.max_fpr)}
+        iou, threshold = self.pixels.best_iou()
+        result = {"pixel_auroc": self.pixels.auroc(), "best_iou": iou,
+                  "best_iou_threshold": threshold, "aupro": self.regions.aupro(max_fpr)}
+        if labels.any() and not labels.all():
+            maxima = np.concatenate(self.image_max)
+            result["image_auroc_max"] = image_auroc(maxima[:, None, None],
+                                                    labels[:, None, None].astype(bool))
+        return result
 
 
-def _plain_item(value: Any) -> Any:
-    """A collated name part as a plain value (frame numbers arrive as 0-d tensors)."""
-    return value.item() if torch.is_tensor(value) else value
+def _scoring_pair(maps: Tensor, masks: Tensor, size: tuple[int, int], rule: str
+                  ) -> tuple[Tensor, Tensor, Tensor]:
+    """(scored maps, their masks, maps at the image size for regions)."""
+    if maps.shape[-2:] == masks.shape[-2:]:
+        return maps, masks, maps
+    small = downscale_masks(masks, maps.shape[-2], maps.shape[-1], rule)  # type: ignore[arg-type]
+    full = F.interpolate(maps[:, None], size=size, mode="nearest")[:, 0]
+    return maps, small, full
+
+
+def _compute(settings: Sequence[MapSetting], model: nn.Module, images: Tensor
+             ) -> dict[str, Tensor]:
+    """Every setting's maps of one batch, keyed by setting name, from one shared forward pass."""
+    maps = compute_maps(model, images, [s.method for s in settings])
+    return {s.name: maps[s.method.label].float() for s in settings}
+
+
+def time_per_image(settings: Sequence[MapSetting], model: nn.Module, images: Tensor
+                   ) -> dict[str, float]:
+    """Milliseconds per image of each setting computed alone on ``images`` (its own forward
+    pass included), the second of two runs so that one-time work is not counted."""
+    times = {}
+    for s in settings:
+        for _ in range(2):
+            start = time.perf_counter()
+            compute_maps(model, images, [s.method])
+            elapsed = time.perf_counter() - start
+        times[s.name] = 1000.0 * elapsed / len(images)
+    return times
 
 
 def evaluate(
     model: nn.Module,
     batches: Iterable[Sequence[Any]],
+    settings: Sequence[MapSetting],
     cfg: LocalizationConfig,
+    labels: Tensor,
     overlay_indices: Iterable[int] = (),
-    image_level: bool = True,
-    stats: LatentStats | None = None,
     device: torch.device | str = "cpu",
-) -> Evaluation:
+    counts: np.ndarray | None = None,
+    progress: bool = True,
+) -> SeedEvaluation:
     """Score every setting over ``batches`` of (images, masks, name, name) in one pass.
 
-    ``overlay_indices`` are positions in the stream whose maps are kept for figures;
-    ``image_level`` adds image AUROC (needs normal and anomalous images). Maps are computed on
-    ``device`` (where ``model`` must be) and scored on the CPU.
+    ``labels`` are the dataset's image labels in stream order; ``counts`` the bootstrap
+    resamples (shared by all seeds); ``overlay_indices`` positions whose maps are kept for
+    figures. Maps are computed on ``device`` (where ``model`` must be) and scored on the CPU.
     """
-    settings = cfg.settings()
-    accs = {s.name: _Chunked(image_level, cfg.max_fpr) for s in settings}
-    explainers = {
-        label: AttentionExplainer(model, module, activation="none", upsample=False)
-        for label, module in cfg.layers.items()
-    }
+    separate = cfg.resize == "downscale-masks"
+    scorers = {s.name: _Scorer(separate) for s in settings}
+    collector = MapCollector()
+    full_collector = MapCollector() if separate else collector
+    timings: dict[str, float] = {}
     keep = set(overlay_indices)
     overlays = Overlays(maps={s.name: [] for s in settings})
     seen = n_anomalous = 0
-    model.eval()
-    for images, masks, first, second in batches:
+    health_images: list[Tensor] = []  # the first LATENT_SAMPLE test images
+    for images, masks, first, second in tqdm(batches, desc="localisation", leave=False,
+                                             disable=not progress):
         size = (images.shape[-2], images.shape[-1])
-        images, masks = images.to(device), masks.bool()
-        with torch.no_grad():
-            recons = model(images).recon
-        maps = {BASELINE: reconstruction_error(images, recons, cfg.baseline)}
-        for label, explainer in explainers.items():
-            for (method, act), m in layer_maps(explainer, images, cfg, stats).items():
-                maps[Setting(label, method, act).name] = m
-        for name, m in maps.items():
-            scored = _finish(m, size, cfg, display=False).cpu()
-            target = masks if scored.shape[-2:] == masks.shape[-2:] else downscale_masks(
-                masks, scored.shape[-2], scored.shape[-1], cfg.mask_rule)
-            accs[name].update(scored, target)
+        masks = masks.bool()
+        if not timings:
+            timings = time_per_image(settings, model, images.to(device))
+        maps = _compute(settings, model, images.to(device))
+        for s in settings:
+            scored, small, full = _scoring_pair(maps[s.name].cpu(), masks, size, cfg.mask_rule)
+            scorers[s.name].update(scored, small, full, masks)
+            collector.update(s.name, scored, small)
+            if separate:
+                full_collector.update(s.name, full, masks)
         for i in range(images.shape[0]):
             if seen + i in keep:
                 overlays.images.append(images[i].cpu())
-                overlays.recons.append(recons[i].cpu())
                 overlays.masks.append(masks[i])
-                overlays.titles.append(f"{first[i]}/{_plain_item(second[i])}")
-                for name, m in maps.items():
-                    shown = _finish(m[i : i + 1], size, cfg, display=True)[0]
-                    overlays.maps[name].append(shown.cpu())
+                second_i = second[i].item() if torch.is_tensor(second[i]) else second[i]
+                overlays.titles.append(f"{first[i]}/{second_i}")
+                for s in settings:
+                    shown = maps[s.name][i : i + 1]
+                    if shown.shape[-2:] != size:
+                        shown = F.interpolate(shown[:, None], size=size, mode="bilinear",
+                                              align_corners=False)[:, 0]
+                    overlays.maps[s.name].append(shown[0].cpu())
+        if seen < LATENT_SAMPLE:
+            health_images.append(images[: LATENT_SAMPLE - seen])
         seen += images.shape[0]
         n_anomalous += int(masks.flatten(1).any(dim=1).sum())
     if seen == 0:
         raise ConfigError("the test set is empty; check --data and --max-images")
+    label_array = labels.numpy().astype(bool)
     metrics = {}
-    for name, acc in accs.items():
+    for s in settings:
         try:
-            metrics[name] = acc.result()
+            metrics[s.name] = scorers[s.name].result(label_array, cfg.max_fpr)
         except MetricInputError as exc:
-            raise MetricInputError(f"setting '{name}' ({cfg.resize}): {exc}") from exc
-    curves = {name: acc.acc.roc_curve()[:2] for name, acc in accs.items()}
-    return Evaluation(settings, metrics, curves, overlays, seen, n_anomalous, image_level)
+            raise MetricInputError(f"map '{s.name}': {exc}") from exc
+    if counts is None:
+        counts = resample_counts(seen, cfg.n_resamples, cfg.bootstrap_seed, strata=label_array)
+    boot = collector.result(BASELINE, counts=counts, max_fpr=cfg.max_fpr,
+                            point_estimates=metrics)
+    if separate:
+        boot = _merge_resolutions(boot, full_collector.result(
+            BASELINE, counts=counts, max_fpr=cfg.max_fpr, point_estimates=metrics))
+    curves = {s.name: scorers[s.name].pixels.roc_curve()[:2] for s in settings}
+    latent = latent_summary(model, torch.cat(health_images).to(device))
+    return SeedEvaluation(
+        settings=list(settings), metrics=metrics, curves=curves,
+        ms_per_image=timings, bootstrap=boot,
+        overlays=overlays, latent=latent, n_images=seen, n_anomalous=n_anomalous,
+    )
 
 
-# --- outputs -----------------------------------------------------------------------------------
-
-METRIC_COLUMNS = {
-    "pixel_auroc": "pixel AUROC",
-    "best_iou": "best IoU",
-    "best_iou_threshold": "IoU threshold",
-    "aupro": "AUPRO (FPR<=0.3)",
-    "image_auroc_max": "image AUROC (max)",
-    "image_auroc_mean": "image AUROC (mean)",
-}
-
-
-def _cell(key: str, value: float) -> float | str:
-    """Thresholds are raw map values of any scale: three significant digits, not decimals."""
-    return f"{value:.3g}" if key == "best_iou_threshold" else value
+def _merge_resolutions(low: BootstrapResult, full: BootstrapResult) -> BootstrapResult:
+    """Pixel AUROC and best IoU from the scoring resolution, AUPRO and image AUROC from the
+    full-size masks (downscale-masks mode)."""
+    settings = {}
+    for name, setting in low.settings.items():
+        other = full.settings[name]
+        metrics = {m: (other.metrics[m] if m in ("aupro", "image_auroc_max") else v)
+                   for m, v in setting.metrics.items()}
+        vs = {m: (other.vs_baseline[m] if m in ("aupro", "image_auroc_max") else v)
+              for m, v in setting.vs_baseline.items()}
+        settings[name] = type(setting)(metrics, vs)
+    return type(low)(settings, low.baseline, low.n_images, low.n_resamples, low.max_fpr,
+                     low.counts_digest)
 
 
-def metrics_table(evaluation: Evaluation) -> str:
-    """Every metric of every setting (rows) as a Markdown table."""
-    keys = [k for k in METRIC_COLUMNS if k in evaluation.metrics[BASELINE]]
-    rows = [
-        [s.name] + [_cell(k, evaluation.metrics[s.name][k]) for k in keys]
-        for s in evaluation.settings
-    ]
-    return markdown_table(["setting"] + [METRIC_COLUMNS[k] for k in keys], rows)
+# --- several seeds -------------------------------------------------------------------------------
 
 
-def best_settings(evaluation: Evaluation) -> dict[str, Setting]:
-    """Per layer label (and the baseline), the setting with the highest pixel AUROC."""
-    best: dict[str, Setting] = {}
-    for s in evaluation.settings:
-        auroc = evaluation.metrics[s.name]["pixel_auroc"]
-        if s.layer not in best or auroc > evaluation.metrics[best[s.layer].name]["pixel_auroc"]:
+@dataclass
+class Aggregate:
+    """Every seed's evaluation and the cells over seeds (``aggregate_seeds`` JSON)."""
+
+    seeds: dict[int, SeedEvaluation]
+    cells: dict[str, Any]
+
+    @property
+    def first(self) -> SeedEvaluation:
+        return next(iter(self.seeds.values()))
+
+    def collapsed_seeds(self) -> list[int]:
+        return [seed for seed, e in self.seeds.items() if e.latent["collapsed"]]
+
+    def cell(self, setting: str, metric: str) -> dict[str, Any] | None:
+        return self.cells["settings"].get(setting, {}).get(metric)
+
+    def ms_per_image(self, setting: str) -> float:
+        return float(np.mean([e.ms_per_image[setting] for e in self.seeds.values()]))
+
+
+def aggregate(evaluations: Mapping[int, SeedEvaluation]) -> Aggregate:
+    """Cells over seeds; every seed must have been scored on the same resamples."""
+    return Aggregate(dict(evaluations), aggregate_seeds([e.bootstrap for e in
+                                                         evaluations.values()]))
+
+
+def best_attention(agg: Aggregate, metric: str = "pixel_auroc") -> dict[str, MapSetting]:
+    """Per layer label, the attention setting with the highest mean ``metric``."""
+    best: dict[str, MapSetting] = {}
+    for s in agg.first.settings:
+        if not s.is_attention:
+            continue
+        value = (agg.cell(s.name, metric) or {}).get("mean", -1.0)
+        current = best.get(s.layer)
+        if current is None or value > (agg.cell(current.name, metric) or {}).get("mean", -1.0):
             best[s.layer] = s
     return best
 
 
-def write_figures(evaluation: Evaluation, out: Path, title: str) -> list[Path]:
-    """ROC curves and overlay grids of the baseline and of each layer's best setting (all
-    settings' numbers are in the tables)."""
-    best = best_settings(evaluation)
-    curves = {
-        s.name: (*evaluation.curves[s.name], evaluation.metrics[s.name]["pixel_auroc"])
-        for s in best.values()
-    }
-    paths = [roc_figure(out / "roc.png", curves, title=f"{title}: pixel ROC, best per layer")]
-    ov = evaluation.overlays
-    if not ov.images:
-        return paths
-    for layer, setting in best.items():
-        titles = [f"{t}\n{setting.name}" for t in ov.titles]
-        paths.append(explanation_grid(
-            out / f"overlays_{layer}.png", torch.stack(ov.images), torch.stack(ov.recons),
-            torch.stack(ov.maps[setting.name]), titles, torch.stack(ov.masks)))
-    return paths
+# --- a whole localisation run ---------------------------------------------------------------------
+
+
+def load_models(path: Path, seeds: Sequence[int] | None, expected: str
+                ) -> tuple[dict[int, nn.Module], dict[int, dict[str, Any]], dict[int, Path]]:
+    """(model, checkpoint metadata, checkpoint path) per seed of a ``--checkpoint`` value."""
+    from vaecam.experiments.seeds import resolve_checkpoints
+    from vaecam.training.checkpoints import load_model
+
+    checkpoints = resolve_checkpoints(path, seeds)
+    models, metas = {}, {}
+    for seed, checkpoint in checkpoints.items():
+        models[seed], metas[seed] = load_model(checkpoint, expected=expected)
+    return models, metas, checkpoints
+
+
+def resolve_device(name: str | None) -> torch.device:
+    """``auto`` (or None): the GPU when one is visible, else the CPU; otherwise as named."""
+    if not name or name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"--device {name} asked for, but no GPU is visible; use --device cpu")
+    return torch.device(name)
+
+
+def config_from_options(model: nn.Module, options: Mapping[str, Any],
+                        default_layers: Sequence[str]) -> LocalizationConfig:
+    """The switches of a run from merged preset + command-line options.
+
+    ``--no-upsample`` (shared attention option) means ``--resize downscale-masks`` here.
+    """
+    resize = "downscale-masks" if options.get("no_upsample") else options.get("resize")
+    projection = {key: options[f"projection_{key}"]
+                  for key in ("steps", "step_size", "distance_weight")
+                  if options.get(f"projection_{key}") is not None}
+    return LocalizationConfig(
+        layers=resolve_layers(model, options.get("layer") or default_layers),
+        maps=str(options.get("maps") or "cheap"),
+        methods=[str(m) for m in options.get("method") or ("1", "2")],
+        activations=list(options.get("activation") or ("relu", "abs")),
+        grad_norm=options.get("grad_norm") or "none",
+        activation_order=options.get("activation_order") or "before",
+        resize=resize or "upsample-maps",
+        mask_rule=options.get("mask_rule") or "majority",
+        smooth_sigma=options.get("smooth_sigma"),
+        projection=projection,
+        n_resamples=int(options.get("resamples") or 1000),
+    )
+
+
+def subset_indices(n_total: int, max_images: int | None) -> list[int]:
+    """All indices, or ``max_images`` evenly spaced ones (a quick run that keeps both classes
+    where the full set has them)."""
+    if max_images is None or max_images >= n_total:
+        return list(range(n_total))
+    return sorted(set(np.linspace(0, n_total - 1, max_images).round().astype(int).tolist()))
 
 
 def overlay_indices(labels: Tensor, n: int) -> list[int]:
@@ -358,119 +469,130 @@ def overlay_indices(labels: Tensor, n: int) -> list[int]:
     return sorted({pool[i] for i in picks})
 
 
-def subset_indices(n_total: int, max_images: int | None) -> list[int]:
-    """All indices, or ``max_images`` evenly spaced ones (a quick run that keeps both classes
-    where the full set has them)."""
-    if max_images is None or max_images >= n_total:
-        return list(range(n_total))
-    if max_images < 1:
-        raise ConfigError(f"--max-images must be at least 1, not {max_images}")
-    return sorted(set(np.linspace(0, n_total - 1, max_images).round().astype(int).tolist()))
-
-
-def json_metrics(evaluation: Evaluation) -> list[dict[str, Any]]:
-    """One record per setting: its switches and its metrics."""
-    return [
-        {"setting": s.name, "layer": s.layer, "method": s.method, "activation": s.activation,
-         **evaluation.metrics[s.name]}
-        for s in evaluation.settings
-    ]
-
-
-# --- a whole localisation run --------------------------------------------------------------------
-
-
-def checkpoint_path(path: Path) -> Path:
-    """A checkpoint file, or the last checkpoint of a training run folder."""
-    path = Path(path)
-    return path / "checkpoints" / "last.ckpt" if path.is_dir() else path
-
-
-def resolve_device(name: str | None) -> torch.device:
-    """``auto`` (or None): the GPU when one is visible, else the CPU; otherwise as named."""
-    if not name or name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"--device {name} asked for, but no GPU is visible; use --device cpu")
-    try:
-        return torch.device(name)
-    except RuntimeError as exc:
-        raise ConfigError(f"unknown --device '{name}'; use auto, cpu or cuda[:N]") from exc
-
-
-def config_from_options(
-    model: nn.Module, options: dict[str, Any], default_layers: Sequence[str]
-) -> LocalizationConfig:
-    """The switches of a run from merged preset + command-line options.
-
-    ``--no-upsample`` (shared attention option) means ``--resize downscale-masks`` here.
-    """
-    resize = "downscale-masks" if options.get("no_upsample") else options.get("resize")
-    return LocalizationConfig(
-        layers=resolve_layers(model, options.get("layer") or default_layers),
-        methods=[str(m) for m in options.get("method") or ("1", "2")],
-        activations=list(options.get("activation") or ("relu", "abs")),
-        resize=resize or "upsample-maps",
-        grad_norm=options.get("grad_norm") or "none",
-        normalize=bool(options.get("normalize", False)),
-        baseline=options.get("baseline") or "abs",
-        mask_rule=options.get("mask_rule") or "majority",
-    )
-
-
-def run(
-    model: nn.Module,
+def evaluate_seeds(
+    models: Mapping[int, nn.Module],
     test_set: Dataset,
     labels: Tensor,
     cfg: LocalizationConfig,
-    options: dict[str, Any],
-    stats_set: Dataset | None = None,
-) -> Evaluation:
-    """Evaluate ``model`` on ``test_set`` (image labels ``labels``) with ``options``'
-    ``max_images``, ``eval_batch_size``, ``overlays`` and ``device``; pools latent statistics
-    over ``stats_set`` when the normal-difference method is asked for."""
+    options: Mapping[str, Any],
+    stats_sets: Mapping[int, Dataset] | None = None,
+) -> Aggregate:
+    """Evaluate every seed's model on the same test images (same resamples) and aggregate.
+
+    ``options``: ``max_images``, ``eval_batch_size``, ``overlays``, ``device``, ``no_progress``.
+    ``stats_sets`` (per seed) pool latent statistics when normal-difference maps are asked for.
+    """
     indices = subset_indices(len(test_set), options.get("max_images"))
     labels = labels[indices]
-    batch_size = int(options.get("eval_batch_size", 16))
+    batch_size = int(options.get("eval_batch_size") or 16)
     device = resolve_device(options.get("device"))
-    model.to(device)
-    stats = None
-    if "normal-difference" in cfg.methods:
-        if stats_set is None:
-            raise ConfigError("normal-difference needs the training data to pool statistics")
-        loader = DataLoader(stats_set, batch_size=batch_size)
-        stats = LatentStats.from_batches(model, (x.to(device) for x in loader))
-    loader = DataLoader(Subset(test_set, indices), batch_size=batch_size, shuffle=False)
+    counts = resample_counts(len(indices), cfg.n_resamples, cfg.bootstrap_seed,
+                             strata=labels.numpy())
     shown = overlay_indices(labels, int(options.get("overlays", 4)))
-    image_level = bool(labels.any()) and not bool(labels.all())
-    return evaluate(model, loader, cfg, shown, image_level, stats, device)
+    evaluations = {}
+    for seed, model in models.items():
+        model.to(device)
+        stats = None
+        if "normal-difference" in cfg.methods and "attention" in cfg.maps + ",all,cheap":
+            if not stats_sets or seed not in stats_sets:
+                raise ConfigError("normal-difference needs the training data to pool "
+                                  "statistics")
+            loader = DataLoader(stats_sets[seed], batch_size=batch_size)
+            stats = LatentStats.from_batches(model, (x.to(device) for x in loader))
+        settings = cfg.settings(model, stats)
+        loader = DataLoader(Subset(test_set, indices), batch_size=batch_size, shuffle=False)
+        evaluations[seed] = evaluate(model, loader, settings, cfg, labels, shown, device,
+                                     counts, progress=not options.get("no_progress"))
+        model.cpu()
+    return aggregate(evaluations)
 
 
-@dataclass
-class Report:
-    """Where a localisation run wrote its results, and its tables as Markdown."""
-
-    out: Path
-    table: str
-    results: Path
-    figures: list[Path]
+# --- outputs -------------------------------------------------------------------------------------
 
 
-def write_report(
-    out: Path, evaluation: Evaluation, title: str, tables: Sequence[str], record: dict[str, Any]
-) -> Report:
-    """Write ``table.md``, ``results.json`` and the figures into ``out``."""
-    figures = write_figures(evaluation, out, title)
-    text = f"# {title}\n\n" + "\n".join(tables)
-    (out / "table.md").write_text(text)
-    payload = {
+def results_json(agg: Aggregate, cfg: LocalizationConfig, record: Mapping[str, Any]
+                 ) -> dict[str, Any]:
+    """The plain results of a run: every setting's cells, costs and switches, latent health
+    per seed, and ``record`` (data, model, checkpoints, references)."""
+    cells = agg.cells
+    first = agg.first
+    settings = []
+    for s in first.settings:
+        settings.append({
+            "name": s.name, "family": s.family, "label": s.method.label, "layer": s.layer,
+            "method": s.attention_method, "activation": s.activation,
+            "ms_per_image": agg.ms_per_image(s.name),
+            "metrics": cells["settings"][s.name],
+            "exact_per_seed": {str(seed): e.metrics[s.name] for seed, e in agg.seeds.items()},
+        })
+    return {
         **record,
-        "n_images": evaluation.n_images,
-        "n_anomalous_images": evaluation.n_anomalous,
-        "image_level_metrics": evaluation.image_level,
-        "results": json_metrics(evaluation),
-        "table_md": text,
-        "figures": [str(p) for p in figures],
+        "seeds": list(agg.seeds),
+        "n_images": first.n_images,
+        "n_anomalous_images": first.n_anomalous,
+        "switches": {**cfg.to_json(), **record.get("switches", {})},
+        "baseline": BASELINE,
+        "n_resamples": cells["n_resamples"],
+        "ci95_method": cells["ci95_method"],
+        "std_method": cells["std_method"],
+        "verdict_rule": cells["verdict_rule"],
+        "latent": {str(seed): e.latent for seed, e in agg.seeds.items()},
+        "collapsed_seeds": agg.collapsed_seeds(),
+        "settings": settings,
     }
-    results = write_json(out / "results.json", payload)
-    return Report(out, text, results, figures)
+
+
+def write_figures(agg: Aggregate, out: Path, title: str, results: Mapping[str, Any]
+                  ) -> list[Path]:
+    """ROC curves (first seed, best setting per map family) and the overlay figure with one
+    column per map family on the same test images."""
+    from vaecam.report.localization import best_per_family
+    from vaecam.viz.curves import roc_figure
+    from vaecam.viz.overlays import methods_grid
+
+    first = agg.first
+    best = [s["name"] for s in best_per_family(results)]
+    curves = {name: (*first.curves[name], first.metrics[name]["pixel_auroc"]) for name in best}
+    seed = next(iter(agg.seeds))
+    paths = [roc_figure(out / "roc.png", curves,
+                        title=f"{title}: pixel ROC, seed {seed}, best per map")]
+    ov = first.overlays
+    if ov.images:
+        maps = {name: torch.stack(ov.maps[name]) for name in best}
+        paths.append(methods_grid(out / "overlays_methods.png", torch.stack(ov.images),
+                                  torch.stack(ov.masks), maps, ov.titles))
+    return paths
+
+
+def write_outputs(out: Path, agg: Aggregate, results: Mapping[str, Any], title: str,
+                  extra_tables: Sequence[str] = ()) -> dict[str, Any]:
+    """Write ``results.json`` (``results`` from :func:`results_json`), ``table.md`` and the
+    figures into ``out``; returns the results with the files added."""
+    from vaecam.outputs import atomic_write_text
+    from vaecam.report.localization import (
+        collapse_warning,
+        grid_table,
+        latent_table,
+        method_table,
+    )
+    from vaecam.report.tables import write_json
+
+    figures = write_figures(agg, out, title, results)
+    warning = collapse_warning(results)
+    text = "\n".join([
+        f"# {title}\n", results.get("note", ""), "",
+        f"Seeds {', '.join(map(str, agg.seeds))}; cells: mean ± std over seeds [95% bootstrap "
+        f"interval over test images, {results['n_resamples']} resamples]; verdicts against "
+        f"{BASELINE} ({results['verdict_rule']}).\n",
+        *([f"**{warning}**\n"] if warning else []),
+        "## Latent health of the explained models\n", latent_table(results),
+        "## Map methods (best setting of each)\n",
+        "The attention row is the grid's best setting on these test images, which favours "
+        "attention; every setting is in the full table below.\n", method_table(results),
+        *extra_tables,
+        "## Every setting\n", grid_table(results),
+    ])
+    write_json(out / "results.json", {**results, "figures": [str(p) for p in figures],
+                                      "table_md": text})
+    atomic_write_text(out / "table.md", text)
+    return {**results, "figures": [str(p) for p in figures], "table_md": text}

@@ -9,7 +9,6 @@ pixels are known (see :mod:`vaecam.experiments.mnist_anomalies`).
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,17 +22,33 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch import Tensor  # noqa: E402
+from torch.utils.data import Dataset  # noqa: E402
 
 from vaecam.attention import AttentionExplainer  # noqa: E402
 from vaecam.data.mnist import Digits, load_digits, one_class_split  # noqa: E402
 from vaecam.errors import ConfigError  # noqa: E402
+from vaecam.experiments.localization import (  # noqa: E402
+    Aggregate,
+    LocalizationConfig,
+    config_from_options,
+    evaluate_seeds,
+    results_json,
+    write_outputs,
+)
 from vaecam.experiments.mnist_anomalies import paste_strokes  # noqa: E402
-from vaecam.metrics.latent import encoder_activity  # noqa: E402
-from vaecam.metrics.localization import best_iou, pixel_auroc  # noqa: E402
+from vaecam.experiments.seeds import train_each_seed  # noqa: E402
+from vaecam.experiments.training import loss_switches, tracking_callbacks  # noqa: E402
 from vaecam.models import VAE  # noqa: E402
-from vaecam.report.tables import markdown_table, write_json  # noqa: E402
+from vaecam.outputs import atomic_write_text  # noqa: E402
+from vaecam.report.localization import (  # noqa: E402
+    collapse_warning,
+    latent_table,
+    method_table,
+)
+from vaecam.report.tables import write_json  # noqa: E402
 from vaecam.training.checkpoints import load_model  # noqa: E402
 from vaecam.training.module import VAEModule  # noqa: E402
+from vaecam.training.run_folder import plain  # noqa: E402
 from vaecam.training.trainer import TrainConfig, best_checkpoint, fit  # noqa: E402
 from vaecam.viz.overlays import explanation_grid, save, show_image, show_overlay  # noqa: E402
 
@@ -53,12 +68,25 @@ class MNISTData:
 
 
 def train_one_class(digit: int, cfg: TrainConfig, data: MNISTData, latent_dim: int = 32,
-                    lr: float = 1e-3) -> Path:
+                    lr: float = 1e-3, options: dict[str, Any] | None = None) -> Path:
     """Train the authors' MNIST VAE on one digit; returns the best checkpoint."""
-    split = one_class_split(data.load(), digit, seed=cfg.seed)
+    split = one_class_split(data.load(), digit, seed=SPLIT_SEED)
+    record = {"kind": "mnist", "source": data.source, "root": data.root, "digit": digit,
+              "n_train": len(split.train)}
     module = VAEModule(MODEL, {"latent_dim": latent_dim}, lr=lr, seed=cfg.seed,
-                       extra_metadata={"digit": digit, "data_source": data.source})
-    fit(module, split.train_dataset(), cfg, val_set=split.val_dataset())
+                       **loss_switches(options or {}),
+                       extra_metadata={"digit": digit, "data_source": data.source,
+                                       "data": plain(record), "seed": cfg.seed})
+    inputs = [data.root] if data.root else []
+    callbacks: list = []
+    if options and options.get("track_localization"):
+        test_set = StrokeAnomalies(data.load(), digit, int(options.get("n_anomalies") or 200))
+        callbacks, cfg = tracking_callbacks(options, cfg, test_set, test_set.labels,
+                                            {"latent_dim": latent_dim}, MODEL,
+                                            list(MNIST_LAYERS), f"held-out {digit}s with pasted "
+                                            "strokes")
+    fit(module, split.train_dataset(), cfg, val_set=split.val_dataset(), data=plain(record),
+        inputs=inputs, callbacks=callbacks)
     return best_checkpoint(cfg.out_dir)
 
 
@@ -76,7 +104,8 @@ def explain_digits(checkpoint: Path, digits: Sequence[int], out: Path, method: s
     layer = layer or model.default_layer
     explainer = AttentionExplainer(model, layer, activation=activation,
                                    upsample=attention.pop("upsample", True),
-                                   normalize=attention.pop("normalize", False))
+                                   normalize=attention.pop("normalize", False),
+                                   activation_order=attention.pop("activation_order", "before"))
     all_digits = (data or MNISTData()).load()
     gen = torch.Generator().manual_seed(seed)
     out.mkdir(parents=True, exist_ok=True)
@@ -99,42 +128,42 @@ def explain_digits(checkpoint: Path, digits: Sequence[int], out: Path, method: s
     return written
 
 
-ATTENTION_SETTINGS: tuple[tuple[str, str, str], ...] = tuple(
-    (layer, method, act)
-    for layer in ("encoder.2", "encoder.0")
-    for method in ("1", "2")
-    for act in ("relu", "abs")
-)
+# The held-out digits and the pasted-stroke test set do not depend on the training seed, so
+# every seed's model is scored on the same images (and the same bootstrap resamples).
+SPLIT_SEED = 0
+MNIST_LAYERS = {"conv2": "encoder.2", "conv1": "encoder.0"}
 
 
-def localization_check(model: VAE, digit: int, data: Digits, n: int = 200,
-                       seed: int = 0) -> list[dict[str, Any]]:
-    """Pixel AUROC / best IoU of attention settings, the baseline and a random map."""
-    split = one_class_split(data, digit, seed=seed)
-    images, masks = paste_strokes(split.val, split.others.images, n, seed=seed)
-    rows: list[dict[str, Any]] = []
+class StrokeAnomalies(Dataset):
+    """Held-out digits of the trained class: ``n`` with a pasted stroke, plus the clean ones.
 
-    def add(name: str, layer: str, method: str, activation: str, maps: Tensor) -> None:
-        iou, _ = best_iou(maps, masks)
-        rows.append({"setting": name, "layer": layer, "method": method,
-                     "activation": activation, "pixel_auroc": pixel_auroc(maps, masks),
-                     "best_iou": iou})
+    Items are (image (1, 28, 28), mask (28, 28) bool, "pasted"|"clean", index), the layout
+    :func:`vaecam.experiments.localization.evaluate` reads; ``labels`` marks pasted images.
+    """
 
-    for layer, method, act in ATTENTION_SETTINGS:
-        maps = AttentionExplainer(model, layer, activation=act).explain(images, method)
-        add(f"attention m{method} {act} {layer}", layer, method, act, maps)
-    error = (images - reconstruct(model, images)).abs()[:, 0]
-    add("baseline: reconstruction error", "-", "-", "-", error)
-    noise = torch.rand(masks.shape, generator=torch.Generator().manual_seed(seed + 1))
-    add("random map", "-", "-", "-", noise)
-    return rows
+    def __init__(self, digits: Digits, digit: int, n: int):
+        split = one_class_split(digits, digit, seed=SPLIT_SEED)
+        pasted, masks = paste_strokes(split.val, split.others.images, n, seed=SPLIT_SEED)
+        self.images = torch.cat([pasted, split.val])
+        self.masks = torch.cat([masks, torch.zeros(len(split.val), *masks.shape[1:],
+                                                   dtype=torch.bool)])
+        self.labels = torch.arange(len(self.images)) < n
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> tuple[Tensor, Tensor, str, int]:
+        kind = "pasted" if bool(self.labels[index]) else "clean"
+        return self.images[index], self.masks[index], kind, index
 
 
-def localization_markdown(rows: Sequence[dict[str, Any]]) -> str:
-    return markdown_table(
-        ["setting", "pixel AUROC", "best IoU"],
-        [[r["setting"], r["pixel_auroc"], r["best_iou"]] for r in rows],
-    )
+def localize_mnist(models: dict[int, VAE], digit: int, digits: Digits, options: dict[str, Any]
+                   ) -> tuple[Aggregate, LocalizationConfig]:
+    """Every map of every seed's model on the pasted-stroke set of ``digit``."""
+    model = next(iter(models.values()))
+    cfg = config_from_options(model, options, list(MNIST_LAYERS))
+    test_set = StrokeAnomalies(digits, digit, int(options.get("n_anomalies") or 200))
+    return evaluate_seeds(models, test_set, test_set.labels, cfg, options), cfg
 
 
 def figure_methods(model: VAE, images: Tensor, path: Path, layer: str) -> Path:
@@ -171,60 +200,79 @@ def figure_one_class(panels: Sequence[tuple[int, int, VAE, Tensor]], path: Path,
     return save(fig, path)
 
 
-def run_demo(out: Path, cfg_for: Any, data: MNISTData, n_anomalies: int = 200,
-             seed: int = 0) -> Path:
-    """Train on digits 1 and 3, write both figures, the localisation table and report.md.
+def run_demo(out: Path, cfg_for: Any, data: MNISTData, options: dict[str, Any],
+             seeds: list[int]) -> Path:
+    """Train on digits 1 and 3 (one model per seed), write both figures, the localisation tables
+    (every map, mean ± std over seeds, intervals and verdicts) and report.md.
 
-    ``cfg_for(name)`` returns the :class:`TrainConfig` of the model trained in ``out/name``.
+    ``cfg_for(name)`` returns the :class:`TrainConfig` of the runs trained in ``out/name``.
     """
     start = time.time()
     digits = data.load()
-    models: dict[int, VAE] = {}
-    checkpoints: dict[int, Path] = {}
+    models: dict[int, dict[int, VAE]] = {}
+    checkpoints: dict[int, dict[int, Path]] = {}
     for digit in (1, 3):
         cfg = cfg_for(f"model_digit{digit}")
-        checkpoints[digit] = train_one_class(digit, cfg, data)
-        models[digit], _ = load_model(checkpoints[digit], expected=MODEL)
-    gen = torch.Generator().manual_seed(seed)
+        checkpoints[digit] = train_each_seed(
+            lambda run_cfg, d=digit: train_one_class(d, run_cfg, data,
+                                                     int(options["latent_dim"]),
+                                                     float(options["lr"]), options),
+            cfg, seeds)
+        models[digit] = {s: load_model(p, expected=MODEL)[0]
+                         for s, p in checkpoints[digit].items()}
+    gen = torch.Generator().manual_seed(seeds[0])
 
     def pick(d: int, k: int) -> Tensor:
         pool = digits.of(d)
         return pool[torch.randperm(len(pool), generator=gen)[:k]]
 
-    layer = models[1].default_layer
-    fig1 = figure_methods(models[1], pick(7, 3), out / "figure1_methods_activations.png", layer)
-    panels = [(1, 9, models[1], pick(9, 2)), (1, 2, models[1], pick(2, 2)),
-              (1, 4, models[1], pick(4, 2)), (3, 8, models[3], pick(8, 2)),
-              (3, 5, models[3], pick(5, 2))]
+    first = {d: models[d][seeds[0]] for d in (1, 3)}
+    layer = first[1].default_layer
+    fig1 = figure_methods(first[1], pick(7, 3), out / "figure1_methods_activations.png", layer)
+    panels = [(1, 9, first[1], pick(9, 2)), (1, 2, first[1], pick(2, 2)),
+              (1, 4, first[1], pick(4, 2)), (3, 8, first[3], pick(8, 2)),
+              (3, 5, first[3], pick(5, 2))]
     fig2 = figure_one_class(panels, out / "figure2_one_class.png", layer)
-    tables = {d: localization_check(models[d], d, digits, n_anomalies, seed) for d in (1, 3)}
-    activity = {str(d): encoder_activity(models[d], one_class_split(digits, d, seed=seed).val)
-                for d in (1, 3)}
-    results = {"encoder_activity": activity,"figures": {"figure1": str(fig1), "figure2": str(fig2)},
-               "checkpoints": {str(d): str(p) for d, p in checkpoints.items()},
-               "localization": {str(d): rows for d, rows in tables.items()},
-               "data_source": data.source, "seed": seed,
-               "n_anomalies": n_anomalies, "seconds": round(time.time() - start, 1)}
-    write_json(out / "results.json", results)
+    localization = {}
+    for digit in (1, 3):
+        agg, loc_cfg = localize_mnist(models[digit], digit, digits, options)
+        folder = out / f"localization_digit{digit}"
+        folder.mkdir(exist_ok=True)
+        record = {"experiment": "mnist-localization", "digit": digit,
+                  "checkpoints": {str(s): str(p) for s, p in checkpoints[digit].items()},
+                  "note": f"Trained on {digit}; {agg.first.n_anomalous} held-out {digit}s with "
+                          f"a pasted stroke of another digit (the mask is the added ink) and "
+                          f"{agg.first.n_images - agg.first.n_anomalous} clean ones."}
+        results = results_json(agg, loc_cfg, record)
+        localization[str(digit)] = write_outputs(folder, agg, results,
+                                                 f"MNIST localisation, trained on {digit}")
+    payload = {"figures": {"figure1": str(fig1), "figure2": str(fig2)},
+               "checkpoints": {str(d): {str(s): str(p) for s, p in c.items()}
+                               for d, c in checkpoints.items()},
+               "localization": localization, "data_source": data.source, "seeds": seeds,
+               "n_anomalies": int(options.get("n_anomalies") or 200),
+               "seconds": round(time.time() - start, 1)}
+    write_json(out / "results.json", payload)
     report = out / "report.md"
-    report.write_text(demo_report(results, tables))
+    atomic_write_text(report, demo_report(payload))
     return report
 
 
-def demo_report(results: dict[str, Any], tables: dict[int, list[dict[str, Any]]]) -> str:
+def demo_report(results: dict[str, Any]) -> str:
+    """report.md of the demo: the two figures and, per trained digit, the localisation tables."""
+    seeds = ", ".join(map(str, results["seeds"]))
     lines = [
         "# vaecam demo: one-class MNIST",
         "",
-        f"Data: MNIST digits from the '{results['data_source']}' source. Two VAEs with the "
-        "authors' architecture (latent 32, summed BCE + KL, Adam 1e-3) were trained, one on "
-        "digit 1 and one on digit 3. Checkpoints: "
-        + ", ".join(f"`{p}`" for p in results["checkpoints"].values()) + ".",
+        f"Data: MNIST digits from the '{results['data_source']}' source. VAEs with the authors' "
+        f"architecture (latent 32, summed BCE + KL) trained on digit 1 and on digit 3, one per "
+        f"seed ({seeds}).",
         "",
         "## Figure 1 (reproduction paper, Figure 1)",
-        "Model trained on 1, shown three 7s; rows: activation relu / abs / sigmoid; left block "
-        "method 1 (mean of per-dimension maps), right block method 2 (gradient of sum(mu)); "
-        "layer `encoder.2`. Each overlay's colour scale spans that map's own min..max, so "
-        "sigmoid maps (all values near 0.5, which is why the reproduction found them poor) "
+        "Model trained on 1 (first seed), shown three 7s; rows: activation relu / abs / sigmoid; "
+        "left block method 1 (mean of per-dimension maps), right block method 2 (gradient of "
+        "sum(mu)); layer `encoder.2`. Each overlay's colour scale spans that map's own min..max, "
+        "so sigmoid maps (all values near 0.5, which is why the reproduction found them poor) "
         "look like the signed map they are a monotonic transform of.",
         f"![figure 1]({Path(results['figures']['figure1']).name})",
         "",
@@ -234,23 +282,18 @@ def demo_report(results: dict[str, Any], tables: dict[int, list[dict[str, Any]]]
         "",
         "## Localisation check (a number for claim 1)",
         f"{results['n_anomalies']} held-out digits of the trained class, each with a stroke "
-        "fragment of another digit pasted in; the mask is the added ink. Pixel AUROC and best "
-        "IoU over all pixels of all images (maps upsampled to 28x28, not normalised). Neither "
-        "paper reports a number here, so there is no published column.",
+        "fragment of another digit pasted in (the mask is the added ink), and the clean "
+        "held-out digits as normal images. Every cell: mean ± std over seeds [95% bootstrap "
+        "interval over test images]; verdicts against recon-abs, same sign in every seed. "
+        "Neither paper reports a number here, so there is no published column.",
     ]
-    for digit, rows in tables.items():
-        act = results["encoder_activity"][str(digit)]
-        lines += ["", f"### Trained on {digit}", "",
-                  f"Active latent units: {act['active_units']} of 32 (KL {act['kl']:.2f} nats)."]
-        if act["active_units"] == 0:
-            lines.append("**The posterior has collapsed: mu does not depend on the input, so "
-                         "every attention map is zero and scores 0.5. Train longer "
-                         "(--max-epochs) before reading these maps.**")
-        lines += ["", localization_markdown(rows)]
+    for digit, loc_results in results["localization"].items():
+        warning = collapse_warning(loc_results)
+        lines += ["", f"### Trained on {digit}", "", latent_table(loc_results),
+                  *([f"**{warning}**", ""] if warning else []),
+                  method_table(loc_results), "",
+                  f"Every setting: `localization_digit{digit}/table.md`; overlays of every map: "
+                  f"![maps, trained on {digit}](localization_digit{digit}/overlays_methods.png)"]
     lines += ["", f"Machine-readable results: `results.json`. Run time: {results['seconds']} s.",
               ""]
     return "\n".join(lines)
-
-
-def load_results(path: Path) -> dict[str, Any]:
-    return json.loads(Path(path).read_text())

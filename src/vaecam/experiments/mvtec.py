@@ -7,16 +7,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from vaecam.data.in_memory import training_device
 from vaecam.data.mvtec import MVTecTest, MVTecTrain
-from vaecam.data.transforms import AugmentConfig
+from vaecam.data.transforms import AugmentConfig, DeferredAugmentation
 from vaecam.errors import ConfigError
 from vaecam.experiments import localization as loc
-from vaecam.experiments.training import train_vae
+from vaecam.experiments.training import tracking_callbacks, train_vae
 from vaecam.models.mvtec import ResNet18VAE
-from vaecam.report.outputs import prepare_output_dir
+from vaecam.outputs import OutputFolder
+from vaecam.report.localization import METRIC_NAMES, best_per_family, values_by
 from vaecam.report.references import MVTEC_PIXEL
 from vaecam.report.tables import markdown_table
-from vaecam.training.checkpoints import load_model
 from vaecam.training.trainer import TrainConfig
 
 MODEL = "resnet18-vae"
@@ -37,39 +38,61 @@ def train_mvtec(options: dict[str, Any], cfg: TrainConfig) -> Path:
         padding=options.get("padding", "black"),
         hflip_p=float(options.get("hflip_p", 0.5)),
     ) if n_augmented else None
+    if cfg.data_on_device:
+        raise ConfigError("--data-on-device: MVTec-AD training images are augmented on the fly "
+                          "and stay in a DataLoader; use --num-workers to feed the GPU")
     train_set = MVTecTrain(root, category, size, augment, n_augmented or None, seed=cfg.seed)
+    device_augment = None
+    if augment is not None and training_device(cfg.accelerator).type == "cuda":
+        # On a GPU the rotations run batched on the device (same draws, same pixels).
+        train_set = DeferredAugmentation(train_set)
+        device_augment = (augment, cfg.seed)
     model_config = {
         "input_shape": [3, size, size],
         "latent_dim": int(options.get("latent_dim", 128)),
         "hidden": int(options.get("hidden", 1024)),
         "pretrained": bool(options.get("pretrained", False)),
     }
+    files = train_set.plain.files if device_augment else train_set.files
     data = {"kind": "mvtec", "root": root.resolve(), "category": category,
-            "n_train_files": len(train_set.files), "n_train_items": len(train_set),
+            "n_train_files": len(files), "n_train_items": len(train_set),
             "image_size": size, "augment": vars(augment) if augment else None}
-    record = {"data": data, "train_options": options}
-    return train_vae(MODEL, model_config, train_set, cfg, float(options.get("lr", 1e-4)), record)
+    callbacks: list = []
+    if options.get("track_localization"):
+        test_set = MVTecTest(root, category, size)
+        callbacks, cfg = tracking_callbacks(options, cfg, test_set, test_set.labels,
+                                            model_config, MODEL, [ResNet18VAE.default_layer],
+                                            f"{category} test images")
+    return train_vae(MODEL, model_config, train_set, cfg, float(options.get("lr", 1e-4)), data,
+                     options, inputs=[root], device_augment=device_augment, callbacks=callbacks)
 
 
-def table2(evaluation: loc.Evaluation, category: str) -> str:
+def table2(results: dict[str, Any], cfg: loc.LocalizationConfig, category: str) -> str:
     """Pixel AUROC and best IoU of one category: the paper's and reproduction's numbers (known
-    categories), then ours for the baseline and every layer x method x activation."""
+    categories), then ours: the baseline, method 2 relu / abs at the last layer (the
+    reproduction's setting) and the best attention setting of the grid."""
     reference = MVTEC_PIXEL.get(category)
-    ref_headers = ["paper", "repro relu", "repro abs"] if reference else []
-    headers = ["category", "metric", *ref_headers,
-               *(f"ours {s.name}" for s in evaluation.settings)]
+    last = list(cfg.layers)[-1]
+    repro = [f"attention {last} m2 relu", f"attention {last} m2 abs"]
+    best = best_per_family(results)
+    best_attention = next((s["name"] for s in best if s["family"] == "attention"), None)
+    names = [loc.BASELINE, *repro, *([best_attention] if best_attention else [])]
+    headers = ["category", "metric", *(["paper", "repro relu", "repro abs"] if reference else []),
+               "ours recon-abs", f"ours {last} m2 relu", f"ours {last} m2 abs",
+               *([f"ours best: {best_attention}"] if best_attention else [])]
     rows = []
-    for i, (key, label) in enumerate((("pixel_auroc", "pixel AUROC"), ("best_iou", "best IoU"))):
+    for i, key in enumerate(("pixel_auroc", "best_iou")):
         refs = list(reference[3 * i : 3 * i + 3]) if reference else []
-        ours = [evaluation.metrics[s.name][key] for s in evaluation.settings]
-        rows.append([category, label, *refs, *ours])
-    return markdown_table(headers, rows, digits=3)
+        rows.append([category, METRIC_NAMES[key], *refs, *values_by(results, names, key)])
+    return markdown_table(headers, rows, digits=2)
 
 
-def localize_mvtec(options: dict[str, Any]) -> loc.Report:
-    """Evaluate a trained ResNet18-VAE on one category's test set; write tables and figures."""
-    checkpoint = loc.checkpoint_path(options["checkpoint"])
-    model, meta = load_model(checkpoint, expected=MODEL)
+def localize_mvtec(options: dict[str, Any]) -> dict[str, Any]:
+    """Evaluate the trained ResNet18-VAE(s) of every seed on one category's test set; write
+    tables, figures and results.json into ``options["out"]``; returns the results."""
+    models, metas, checkpoints = loc.load_models(options["checkpoint"], options.get("seeds"),
+                                                 MODEL)
+    meta = next(iter(metas.values()))
     trained_on = meta.get("data", {})
     root = options.get("data") or trained_on.get("root")
     category = options.get("category") or trained_on.get("category")
@@ -78,36 +101,41 @@ def localize_mvtec(options: dict[str, Any]) -> loc.Report:
             "pass --data and --category (the checkpoint does not record its training data)"
         )
     root = Path(root)
+    model = next(iter(models.values()))
     cfg = loc.config_from_options(model, options, [ResNet18VAE.default_layer])
     size = model.input_shape[1]
     test_set = MVTecTest(root, category, size)
-    stats_set = MVTecTrain(root, category, size) if "normal-difference" in cfg.methods else None
-    out = prepare_output_dir(options["out"], bool(options.get("overwrite", False)))
-    evaluation = loc.run(model, test_set, test_set.labels, cfg, options, stats_set)
-    pretrained = "ImageNet" if meta["config"].get("pretrained_loaded") else "random"
-    note = (
-        f"Data: {root.name}/{category}, {evaluation.n_images} test images "
-        f"({evaluation.n_anomalous} defective) at {size}x{size}; encoder init {pretrained}; "
-        f"maps {cfg.resize}, grad norm {cfg.grad_norm}, baseline {cfg.baseline} error. "
-        "The reproduction's columns used method 2 at the last conv layer."
-    )
-    if category not in MVTEC_PIXEL:
-        note += f" No published numbers for category '{category}'."
-    tables = [
-        "## Pixel AUROC and best IoU (reproduction's Table 2)\n", note + "\n\n",
-        table2(evaluation, category), "\n## All metrics\n\n", loc.metrics_table(evaluation),
-    ]
-    record = {
-        "experiment": "mvtec-localization",
-        "checkpoint": checkpoint.resolve(),
-        "model": {"name": meta["model"], "config": meta["config"]},
-        "training": {k: meta.get(k) for k in ("seed", "data", "train_options")},
-        "data": {"root": root.resolve(), "category": category, "image_size": size},
-        "switches": {**cfg.to_json(), "max_images": options.get("max_images"),
-                     "eval_batch_size": options.get("eval_batch_size"),
-                     "device": str(loc.resolve_device(options.get("device"))),
-                     "preset": options.get("preset")},
-        "references": {"mvtec_pixel": MVTEC_PIXEL.get(category)},
-    }
-    return loc.write_report(out, evaluation, f"MVTec-AD localisation ({category})", tables,
-                            record)
+    stats_sets = {seed: MVTecTrain(root, category, size) for seed in models}
+    inputs = [root / category, *checkpoints.values()]
+    with OutputFolder(options["out"], "localize mvtec", inputs,
+                      overwrite=bool(options.get("overwrite"))) as folder:
+        agg = loc.evaluate_seeds(models, test_set, test_set.labels, cfg, options, stats_sets)
+        pretrained = "ImageNet" if meta["config"].get("pretrained_loaded") else "random"
+        note = (
+            f"Data: {root.name}/{category}, {agg.first.n_images} test images "
+            f"({agg.first.n_anomalous} defective) at {size}x{size}; encoder init {pretrained}; "
+            f"maps {cfg.resize}, grad norm {cfg.grad_norm}. The reproduction's columns used "
+            "method 2 at the last conv layer."
+        )
+        if category not in MVTEC_PIXEL:
+            note += f" No published numbers for category '{category}'."
+        record = {
+            "experiment": "mvtec-localization",
+            "note": note,
+            "checkpoints": {str(k): str(v) for k, v in checkpoints.items()},
+            "model": {"name": meta["model"], "config": meta["config"]},
+            "training": {str(seed): {k: m.get(k) for k in ("seed", "data", "train_options")}
+                         for seed, m in metas.items()},
+            "data": {"root": str(root.resolve()), "category": category, "image_size": size},
+            "switches": {"max_images": options.get("max_images"),
+                         "eval_batch_size": options.get("eval_batch_size"),
+                         "device": str(loc.resolve_device(options.get("device"))),
+                         "preset": options.get("preset")},
+            "references": {"mvtec_pixel": MVTEC_PIXEL.get(category)},
+            "out": str(folder.path),
+        }
+        results = loc.results_json(agg, cfg, record)
+        extra = ["## Pixel AUROC and best IoU (reproduction's Table 2)\n", note + "\n",
+                 table2(results, cfg, category)]
+        return loc.write_outputs(folder.path, agg, results,
+                                 f"MVTec-AD localisation ({category})", extra)

@@ -1,18 +1,33 @@
-"""Train a registered VAE on a dataset with the CLI's merged options; shared by UCSD and MVTec.
+"""Train a registered VAE with the CLI's merged options; shared by MNIST, UCSD and MVTec.
 
 The checkpoint records where the data came from and the options of the run (``vaecam`` entry),
-so that a localisation result can name the data, seed and settings that produced its model.
+so that a localisation result can name the data, seed and settings that produced its model; the
+run folder's ``train_config.json`` records the same data description as part of the run's
+identity, which ``--resume`` checks.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import lightning as L
 from torch.utils.data import Dataset
 
+from vaecam.data.transforms import AugmentConfig
 from vaecam.training.module import VAEModule
+from vaecam.training.run_folder import plain
 from vaecam.training.trainer import TrainConfig, fit
+
+# Options that shape the loss beyond the papers (see vaecam.training.module).
+LOSS_SWITCHES = {"kl_warmup_epochs": 0.0, "free_bits": 0.0, "recon_scale": 1.0}
+
+
+def loss_switches(options: dict[str, Any]) -> dict[str, float]:
+    """The anti-collapse switches of merged options (their defaults: off)."""
+    return {key: float(options[key] if options.get(key) is not None else default)
+            for key, default in LOSS_SWITCHES.items()}
 
 
 def train_vae(
@@ -21,30 +36,61 @@ def train_vae(
     train_set: Dataset,
     cfg: TrainConfig,
     lr: float,
-    record: dict[str, Any],
+    data: dict[str, Any],
+    options: dict[str, Any],
+    inputs: Sequence[Path] = (),
+    val_set: Dataset | None = None,
+    device_augment: tuple[AugmentConfig, int] | None = None,
+    callbacks: Sequence[L.Callback] = (),
 ) -> Path:
     """Fit ``model_name`` with Adam(``lr``) on ``train_set``; returns the last checkpoint.
 
-    ``record`` (the data and options of the run, plain values) is stored in the checkpoint's
-    ``vaecam`` entry beside the seed.
+    ``data`` (a plain description of the training data) and ``options`` (the merged options of
+    the run) are stored in the checkpoint's ``vaecam`` entry beside the seed. With
+    ``device_augment`` the training set yields (image, index) and is augmented on the device.
     """
     module = VAEModule(
         model_name,
         model_config,
         lr=lr,
         seed=cfg.seed,
-        extra_metadata={"seed": cfg.seed, **_plain(record)},
+        **loss_switches(options),
+        extra_metadata={"seed": cfg.seed, "data": plain(data), "train_options": plain(options)},
+        device_augment=device_augment,
     )
-    return fit(module, train_set, cfg)
+    return fit(module, train_set, cfg, val_set=val_set, data=plain(data), inputs=inputs,
+               callbacks=callbacks)
 
 
-def _plain(value: Any) -> Any:
-    """``value`` with paths as strings and tuples as lists, recursively: safe to store and
-    to write as JSON."""
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
+def tracking_callbacks(options: dict[str, Any], cfg: TrainConfig, test_set: Dataset,
+                       labels: Any, model_config: dict[str, Any], model_name: str,
+                       default_layers: Sequence[str], source: str) -> tuple[list[L.Callback],
+                                                                             TrainConfig]:
+    """With ``--track-localization``: the tracker callback on a seeded subset of ``test_set``
+    and ``cfg`` with the subset named in the run's notes; otherwise nothing and ``cfg``."""
+    import dataclasses
+
+    import torch
+
+    from vaecam.experiments.localization import config_from_options
+    from vaecam.experiments.tracking import LocalizationTracker, labelled_subset
+    from vaecam.models import build_model
+
+    if not options.get("track_localization"):
+        return [], cfg
+    picks = labelled_subset(torch.as_tensor(labels).bool(), int(options.get("track_images")
+                                                                or 64), cfg.seed)
+    items = [test_set[i] for i in picks]
+    images = torch.stack([item[0] for item in items])
+    masks = torch.stack([item[1] for item in items])
+    probe = build_model(model_name, **model_config)
+    loc_cfg = config_from_options(probe, {**options, "maps": "attention"}, default_layers)
+    methods = [s.method for s in loc_cfg.settings(probe)]
+    tracker = LocalizationTracker(images, masks, methods, cfg.out_dir,
+                                  int(options.get("track_every") or 1))
+    notes = {"tracking": {"source": source, "indices": picks, "n_images": len(picks),
+                          "n_anomalous": int(masks.flatten(1).any(dim=1).sum()),
+                          "note": "images of the TEST split, to watch localisation along "
+                                  "training; not a clean validation set, nothing is chosen on "
+                                  "it"}}
+    return [tracker], dataclasses.replace(cfg, notes={**cfg.notes, **notes})

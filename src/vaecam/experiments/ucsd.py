@@ -7,18 +7,19 @@ table, since the two scenes differ and the numbers are not directly comparable.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
 from vaecam.data.ucsd import UCSDTestClips, UCSDTrainFrames
 from vaecam.errors import ConfigError
 from vaecam.experiments import localization as loc
-from vaecam.experiments.training import train_vae
+from vaecam.experiments.training import tracking_callbacks, train_vae
 from vaecam.models.ucsd import UCSDVAE
-from vaecam.report.outputs import prepare_output_dir
+from vaecam.outputs import OutputFolder
+from vaecam.report.localization import values_by
 from vaecam.report.references import UCSD_PED1_PIXEL_AUROC
 from vaecam.report.tables import markdown_table
-from vaecam.training.checkpoints import load_model
 from vaecam.training.trainer import TrainConfig
 
 MODEL = "ucsd-vae"
@@ -39,8 +40,16 @@ def train_ucsd(options: dict[str, Any], cfg: TrainConfig) -> Path:
     }
     data = {"kind": "ucsd", "root": root.resolve(), "name": root.name,
             "n_train_frames": len(train_set), "image_size": size}
-    record = {"data": data, "train_options": options}
-    return train_vae(MODEL, model_config, train_set, cfg, float(options.get("lr", 1e-4)), record)
+    # 2,550-6,800 frames of 100 x 100 bytes: held in memory once, batches cut by index
+    cfg = dataclasses.replace(cfg, in_memory=True)
+    callbacks: list = []
+    if options.get("track_localization"):
+        test_set = UCSDTestClips(root, size)
+        callbacks, cfg = tracking_callbacks(options, cfg, test_set, test_set.labels,
+                                            model_config, MODEL, list(UCSDVAE.conv_layers),
+                                            f"{root.name} test clips")
+    return train_vae(MODEL, model_config, train_set, cfg, float(options.get("lr", 1e-4)), data,
+                     options, inputs=[root], callbacks=callbacks)
 
 
 def _clips(values: Any) -> list[str | int] | None:
@@ -50,31 +59,33 @@ def _clips(values: Any) -> list[str | int] | None:
     return [int(v) if str(v).isdigit() else str(v) for v in values]
 
 
-def figure4_table(evaluation: loc.Evaluation, cfg: loc.LocalizationConfig) -> str:
+def figure4_table(results: dict[str, Any], cfg: loc.LocalizationConfig) -> str:
     """Pixel AUROC: rows baseline + conv layers; the paper's and the reproduction's columns,
-    then ours for each method x activation (the baseline repeated, as the reproduction does)."""
+    then ours for each method x activation (mean ± std [interval]; the baseline repeated, as
+    the reproduction does)."""
     ours = [(m, a) for m in cfg.methods for a in cfg.activations]
     headers = ["layer", *REFERENCE_COLUMNS, *(f"ours {m} {a}" for m, a in ours)]
-    baseline = evaluation.metrics[loc.BASELINE]["pixel_auroc"]
-    rows = [[loc.BASELINE, *(UCSD_PED1_PIXEL_AUROC[loc.BASELINE][c] for c in REFERENCE_COLUMNS),
+    baseline = values_by(results, [loc.BASELINE], "pixel_auroc")[0]
+    rows = [[loc.BASELINE, *(UCSD_PED1_PIXEL_AUROC["baseline"][c] for c in REFERENCE_COLUMNS),
              *([baseline] * len(ours))]]
     for label in cfg.layers:
-        rows.append([
-            label,
-            *(UCSD_PED1_PIXEL_AUROC[label][c] for c in REFERENCE_COLUMNS),
-            *(evaluation.metrics[loc.Setting(label, m, a).name]["pixel_auroc"] for m, a in ours),
-        ])
-    return markdown_table(headers, rows, digits=3)
+        names = [f"attention {label} m{m} {a}" for m, a in ours]
+        rows.append([label, *(UCSD_PED1_PIXEL_AUROC[label][c] for c in REFERENCE_COLUMNS),
+                     *values_by(results, names, "pixel_auroc")])
+    return markdown_table(headers, rows, digits=2)
 
 
-def localize_ucsd(options: dict[str, Any]) -> loc.Report:
-    """Evaluate a trained UCSD VAE on the labelled test clips and write tables and figures."""
-    checkpoint = loc.checkpoint_path(options["checkpoint"])
-    model, meta = load_model(checkpoint, expected=MODEL)
+def localize_ucsd(options: dict[str, Any]) -> dict[str, Any]:
+    """Evaluate the trained UCSD VAE(s) of every seed on the labelled test clips; write tables,
+    figures and results.json into ``options["out"]``; returns the results."""
+    models, metas, checkpoints = loc.load_models(options["checkpoint"], options.get("seeds"),
+                                                 MODEL)
+    meta = next(iter(metas.values()))
     data_root = options.get("data") or meta.get("data", {}).get("root")
     if not data_root:
         raise ConfigError("no --data given and the checkpoint does not record its data folder")
     root = Path(data_root)
+    model = next(iter(models.values()))
     cfg = loc.config_from_options(model, options, list(UCSDVAE.conv_layers))
     unknown = [label for label in cfg.layers if label not in UCSD_PED1_PIXEL_AUROC]
     if unknown:
@@ -82,36 +93,39 @@ def localize_ucsd(options: dict[str, Any]) -> loc.Report:
             f"layer(s) {', '.join(unknown)} have no row in Figure 4; choose among "
             f"{', '.join(f'{k} ({v})' for k, v in UCSDVAE.conv_layers.items())}"
         )
-    frames = options.get("frames", "all")
+    frames = options.get("frames") or "all"
     size = model.input_shape[1]
     test_set = UCSDTestClips(root, size, clips=_clips(options.get("clips")), frames=frames)
-    stats_set = UCSDTrainFrames(root, size) if "normal-difference" in cfg.methods else None
-    out = prepare_output_dir(options["out"], bool(options.get("overwrite", False)))
-    evaluation = loc.run(model, test_set, test_set.labels, cfg, options, stats_set)
-    note = (
-        f"Data: {root.name}, {evaluation.n_images} test frames ({frames}; "
-        f"{evaluation.n_anomalous} anomalous), maps {cfg.resize}, grad norm {cfg.grad_norm}, "
-        f"baseline {cfg.baseline} error."
-    )
-    if "ped1" not in root.name.lower():
-        note += (f" The paper and reproduction columns are UCSD Ped1 numbers; this run used "
-                 f"{root.name}, so they are not directly comparable.")
-    tables = [
-        "## Pixel AUROC (reproduction's Figure 4)\n", note + "\n\n", figure4_table(evaluation, cfg),
-        "\n## All metrics\n\n", loc.metrics_table(evaluation),
-    ]
-    record = {
-        "experiment": "ucsd-localization",
-        "checkpoint": checkpoint.resolve(),
-        "model": {"name": meta["model"], "config": meta["config"]},
-        "training": {k: meta.get(k) for k in ("seed", "data", "train_options")},
-        "data": {"root": root.resolve(), "name": root.name, "frames": frames,
-                 "clips": sorted({f.clip for f in test_set.frames}),
-                 "skipped_clips": test_set.skipped_clips, "image_size": size},
-        "switches": {**cfg.to_json(), "frames": frames, "max_images": options.get("max_images"),
-                     "eval_batch_size": options.get("eval_batch_size"),
-                     "device": str(loc.resolve_device(options.get("device"))),
-                     "preset": options.get("preset")},
-        "references": {"ucsd_ped1_pixel_auroc": UCSD_PED1_PIXEL_AUROC},
-    }
-    return loc.write_report(out, evaluation, f"UCSD localisation ({root.name})", tables, record)
+    stats_sets = {seed: UCSDTrainFrames(root, size) for seed in models}
+    inputs = [root, *checkpoints.values()]
+    with OutputFolder(options["out"], "localize ucsd", inputs,
+                      overwrite=bool(options.get("overwrite"))) as folder:
+        agg = loc.evaluate_seeds(models, test_set, test_set.labels, cfg, options, stats_sets)
+        note = (f"Data: {root.name}, {agg.first.n_images} test frames ({frames}; "
+                f"{agg.first.n_anomalous} anomalous), maps {cfg.resize}, grad norm "
+                f"{cfg.grad_norm}.")
+        if "ped1" not in root.name.lower():
+            note += (f" The paper and reproduction columns are UCSD Ped1 numbers; this run used "
+                     f"{root.name}, so they are not directly comparable.")
+        record = {
+            "experiment": "ucsd-localization",
+            "note": note,
+            "checkpoints": {str(k): str(v) for k, v in checkpoints.items()},
+            "model": {"name": meta["model"], "config": meta["config"]},
+            "training": {str(seed): {k: m.get(k) for k in ("seed", "data", "train_options")}
+                         for seed, m in metas.items()},
+            "data": {"root": str(root.resolve()), "name": root.name, "frames": frames,
+                     "clips": sorted({f.clip for f in test_set.frames}),
+                     "skipped_clips": test_set.skipped_clips, "image_size": size},
+            "switches": {"frames": frames, "max_images": options.get("max_images"),
+                         "eval_batch_size": options.get("eval_batch_size"),
+                         "device": str(loc.resolve_device(options.get("device"))),
+                         "preset": options.get("preset")},
+            "references": {"ucsd_ped1_pixel_auroc": UCSD_PED1_PIXEL_AUROC},
+            "out": str(folder.path),
+        }
+        results = loc.results_json(agg, cfg, record)
+        extra = ["## Pixel AUROC (reproduction's Figure 4)\n", note + "\n",
+                 figure4_table(results, cfg)]
+        return loc.write_outputs(folder.path, agg, results, f"UCSD localisation ({root.name})",
+                                 extra)

@@ -21,6 +21,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 from sklearn.metrics import mutual_info_score
+from tqdm.auto import tqdm
 
 from vaecam.data.dsprites import GroundTruthData
 
@@ -86,10 +87,14 @@ def _factor_vae_votes(
     active: np.ndarray,
     batch_size: int,
     num_votes: int,
+    progress: str | None = None,
 ) -> np.ndarray:
-    """Vote counts (len(factors), D): per vote, a fixed factor and its least-varying latent id."""
+    """Vote counts (len(factors), D): per vote, a fixed factor and its least-varying latent id.
+
+    ``progress`` names a progress bar over the votes (None: no bar).
+    """
     votes = np.zeros((len(factors), len(global_variance)), dtype=np.int64)
-    for _ in range(num_votes):
+    for _ in tqdm(range(num_votes), desc=progress, disable=progress is None, leave=False):
         row = rng.integers(len(factors))
         batch = data.sample_factors(batch_size, rng)
         batch[:, factors[row]] = batch[0, factors[row]]
@@ -110,6 +115,7 @@ def factor_vae_metric(
     num_variance_estimate: int = 10000,
     prune_std_threshold: float = 0.05,
     chunk: int = 1000,
+    progress: bool = False,
 ) -> dict:
     """FactorVAE disentanglement metric (Kim & Mnih 2018), disentanglement_lib's algorithm.
 
@@ -123,7 +129,7 @@ def factor_vae_metric(
 
     Returns ``train_accuracy``, ``eval_accuracy``, ``num_active_dims``, ``active_dims``
     (original latent ids), ``train_votes`` and ``eval_votes`` (informative factors x latents)
-    and ``factor_names`` (their rows).
+    and ``factor_names`` (their rows). ``progress`` shows a bar over the votes.
     """
     rng = np.random.default_rng(seed)
     factors = _informative_factors(data)
@@ -145,13 +151,14 @@ def factor_vae_metric(
             "eval_votes": no_votes.copy(),
         }
 
-    def votes(num_votes: int) -> np.ndarray:
+    def votes(num_votes: int, stage: str) -> np.ndarray:
         return _factor_vae_votes(
-            data, representation_fn, rng, factors, global_variance, active, batch_size, num_votes
+            data, representation_fn, rng, factors, global_variance, active, batch_size, num_votes,
+            f"FactorVAE metric, {stage} votes" if progress else None,
         )
 
-    train_votes = votes(num_train)
-    eval_votes = votes(num_eval)
+    train_votes = votes(num_train, "train")
+    eval_votes = votes(num_eval, "eval")
     classifier = np.argmax(train_votes, axis=0)
     latents = np.arange(train_votes.shape[1])
     return {

@@ -42,9 +42,14 @@ def reparameterize(
     return mu + torch.exp(0.5 * logvar) * eps
 
 
+def gaussian_kl_per_dim(mu: Tensor, logvar: Tensor) -> Tensor:
+    """KL(q(z_i|x) || N(0, 1)) per sample and latent dim: shape (B, D)."""
+    return -0.5 * (1 + logvar - mu.pow(2) - logvar.exp())
+
+
 def gaussian_kl(mu: Tensor, logvar: Tensor) -> Tensor:
     """KL(q(z|x) || N(0, I)) per sample, summed over latent dims: shape (B,)."""
-    return -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp(), dim=1)
+    return gaussian_kl_per_dim(mu, logvar).sum(dim=1)
 
 
 class VAE(nn.Module):

@@ -22,6 +22,7 @@ class MNISTVAE(VAE):
     """Two-conv VAE for small gray images; sizes come from configuration."""
 
     default_layer = "encoder.2"
+    conv_layers = {"conv1": "encoder.0", "conv2": "encoder.2"}
 
     def __init__(
         self,

@@ -8,6 +8,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from vaecam.outputs import atomic_write_text
+
 
 def fmt(value: Any, digits: int = 3) -> str:
     """A table cell: floats rounded, missing values as an en dash."""
@@ -25,10 +27,5 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], digits
 
 
 def write_json(path: Path, data: Mapping[str, Any]) -> Path:
-    """Write results as indented JSON (atomically: a temporary file then a rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str))
-    tmp.replace(path)
-    return path
+    """Write results as indented JSON, atomically (a full disk leaves the old file intact)."""
+    return atomic_write_text(Path(path), json.dumps(data, indent=2, default=str) + "\n")

@@ -2,16 +2,15 @@
 
 Checkpoints are written by :func:`atomic_torch_save` (Lightning uses it through
 ``trainer.AtomicCheckpointIO``): the bytes go to a temporary file in the same folder, are flushed
-to disk, and replace the old file in one ``os.replace``, so a kill during a save leaves the
-previous checkpoint intact. Every vaecam checkpoint carries a
-``vaecam`` entry (model name, model configuration, format version) made of plain Python values,
-so it loads with ``torch.load(weights_only=True)``: no pickled code ever runs.
+to disk, and replace the old file in one ``os.replace``, so a kill or a full disk during a save
+leaves the previous checkpoint intact (and the error names the file). Every vaecam checkpoint
+carries a ``vaecam`` entry (model name, model configuration, format version) made of plain Python
+values, so it loads with ``torch.load(weights_only=True)``: no pickled code ever runs.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -19,24 +18,14 @@ import torch
 
 from vaecam.errors import CheckpointError
 from vaecam.models import VAE, build_model
+from vaecam.outputs import atomic_write
 
 FORMAT_VERSION = 1
 
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike[str]) -> None:
     """``torch.save`` to ``path`` via a temporary file and an atomic rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(obj, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(Path(path), lambda handle: torch.save(obj, handle))
 
 
 def vaecam_metadata(model: VAE, **extra: Any) -> dict[str, Any]:

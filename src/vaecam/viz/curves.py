@@ -28,15 +28,15 @@ def roc_figure(path: Path, curves: Mapping[str, tuple[np.ndarray, np.ndarray, fl
     return save(fig, path)
 
 
-def bar_figure(path: Path, values: Mapping[str, float], ylabel: str, title: str,
-               reference: float | None = None) -> Path:
-    """Horizontal bars of one score per setting, with an optional reference line."""
-    names = list(values)
-    fig, ax = plt.subplots(figsize=(5, 0.3 * len(names) + 1.2))
-    ax.barh(names, [values[n] for n in names], color="tab:blue")
-    if reference is not None:
-        ax.axvline(reference, color="gray", ls="--", lw=0.8)
-    ax.set_xlabel(ylabel)
-    ax.set_title(title, fontsize=9)
-    ax.invert_yaxis()
+def metric_vs_epoch_figure(path: Path, curves: Mapping[str, tuple[np.ndarray, np.ndarray]],
+                           ylabel: str, highlight: str | None = None) -> Path:
+    """One line per entry ``name -> (epochs, values)``; ``highlight`` (the baseline) in black."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, (epochs, values) in curves.items():
+        style = {"color": "black", "lw": 2.0} if name == highlight else {"lw": 1.0}
+        ax.plot(epochs, values, marker="o", ms=3, label=name, **style)
+    ax.axhline(0.5, color="gray", lw=0.8, ls="--")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=6, loc="best")
     return save(fig, path)

@@ -71,3 +71,24 @@ def save(fig: plt.Figure, path: Path) -> Path:
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def methods_grid(path: Path, images: Tensor, masks: Tensor, maps: dict[str, Tensor],
+                 titles: Sequence[str] | None = None) -> Path:
+    """One row per image: input, ground-truth mask, then one overlay column per method.
+
+    Each overlay's colour scale spans that map's own range on that image, so the figure shows
+    where each method points, not how its scores compare across images (the tables do that).
+    """
+    names = list(maps)
+    n = len(images)
+    cols = 2 + len(names)
+    fig, axes = plt.subplots(n, cols, figsize=(1.5 * cols, 1.5 * n + 0.4), squeeze=False)
+    for i in range(n):
+        show_image(axes[i, 0], images[i], titles[i] if titles else None)
+        show_image(axes[i, 1], masks[i].float(), "mask" if i == 0 else None)
+        for j, name in enumerate(names):
+            show_overlay(axes[i, 2 + j], images[i], maps[name][i])
+            if i == 0:
+                axes[i, 2 + j].set_title(name, fontsize=6)
+    return save(fig, path)

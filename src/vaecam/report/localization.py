@@ -1,0 +1,118 @@
+"""Tables of a localisation run, read from its plain results (the ``results.json`` data).
+
+Every metric cell reads ``mean ± std [lo, hi]``: the mean and population std over training
+seeds of the exact value, and the 95% bootstrap interval of the seed mean over test images
+(one seed: its own interval). Verdicts compare each map with the ``recon-abs`` baseline on the
+same resamples (``better``, ``worse``, ``undecided``). Rows of attention maps computed on a
+model whose latent has collapsed carry a warning mark: they are not evidence about attention.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from vaecam.report.tables import fmt, markdown_table
+
+METRIC_NAMES = {"pixel_auroc": "pixel AUROC", "aupro": "AUPRO (FPR<=0.3)",
+                "best_iou": "best IoU", "image_auroc_max": "image AUROC (max)"}
+COLLAPSED_MARK = "⚠ collapsed latent"
+
+
+def cell_text(cell: Mapping[str, Any] | None, digits: int = 3) -> str:
+    """``mean ± std [lo, hi]`` (``mean [lo, hi]`` for one seed), or an en dash."""
+    if not cell:
+        return "–"
+    text = fmt(cell["mean"], digits)
+    if len(cell.get("per_seed", [])) > 1:
+        text += f" ± {fmt(cell['std'], digits)}"
+    lo, hi = cell["ci95"]
+    return f"{text} [{fmt(lo, digits)}, {fmt(hi, digits)}]"
+
+
+def verdict_text(cell: Mapping[str, Any] | None) -> str:
+    """The verdict against the baseline, or an en dash (the baseline itself)."""
+    return (cell or {}).get("vs_baseline", {}).get("verdict", "–")
+
+
+def _mark(setting: Mapping[str, Any], results: Mapping[str, Any]) -> str:
+    collapsed = results.get("collapsed_seeds", [])
+    if setting["family"] in ("attention", "attention-x-recon") and collapsed:
+        return f" {COLLAPSED_MARK} (seed {', '.join(map(str, collapsed))})"
+    return ""
+
+
+def best_per_family(results: Mapping[str, Any], metric: str = "pixel_auroc"
+                    ) -> list[Mapping[str, Any]]:
+    """One setting per map family: the one with the highest mean ``metric`` (the attention grid
+    is chosen on the test set here, which favours attention: the table says so)."""
+    best: dict[str, Mapping[str, Any]] = {}
+    for setting in results["settings"]:
+        value = setting["metrics"].get(metric, {}).get("mean", float("-inf"))
+        family = setting["family"]
+        current = best.get(family)
+        if current is None or value > current["metrics"].get(metric, {}).get("mean",
+                                                                            float("-inf")):
+            best[family] = setting
+    return list(best.values())
+
+
+def metric_keys(results: Mapping[str, Any]) -> list[str]:
+    first = results["settings"][0]["metrics"]
+    return [m for m in METRIC_NAMES if m in first]
+
+
+def method_table(results: Mapping[str, Any]) -> str:
+    """Rows: each map family's best setting; columns: every metric with its interval, the
+    verdicts on pixel AUROC and AUPRO, and milliseconds per image."""
+    keys = metric_keys(results)
+    headers = ["map", *(METRIC_NAMES[k] for k in keys), "verdict pixel AUROC",
+               "verdict AUPRO", "ms / image"]
+    rows = []
+    for setting in best_per_family(results):
+        m = setting["metrics"]
+        rows.append([setting["name"] + _mark(setting, results), *(cell_text(m.get(k))
+                                                                    for k in keys),
+                     verdict_text(m.get("pixel_auroc")), verdict_text(m.get("aupro")),
+                     f"{setting['ms_per_image']:.1f}"])
+    return markdown_table(headers, rows)
+
+
+def grid_table(results: Mapping[str, Any]) -> str:
+    """Every setting (the whole attention grid included) with every metric and its verdict."""
+    keys = metric_keys(results)
+    headers = ["setting", *(f"{METRIC_NAMES[k]}" for k in keys), "verdict pixel AUROC",
+               "verdict AUPRO"]
+    rows = [[s["name"] + _mark(s, results), *(cell_text(s["metrics"].get(k)) for k in keys),
+             verdict_text(s["metrics"].get("pixel_auroc")), verdict_text(s["metrics"].get(
+                 "aupro"))] for s in results["settings"]]
+    return markdown_table(headers, rows)
+
+
+def latent_table(results: Mapping[str, Any]) -> str:
+    """Per seed: KL, active units and the spread of ``mu`` on the test images."""
+    rows = []
+    for seed, health in results["latent"].items():
+        rows.append([seed, f"{health['kl']:.3g}", f"{health['active_units']} of "
+                     f"{health['latent_dim']}", f"{health['mu_std']:.2g}",
+                     "yes" if health["collapsed"] else "no"])
+    return markdown_table(["seed", "KL (nats)", "active units", "std of mu (mean over dims)",
+                           "collapsed"], rows)
+
+
+def collapse_warning(results: Mapping[str, Any]) -> str:
+    """One line when some seed's latent has collapsed (else an empty string)."""
+    collapsed = results.get("collapsed_seeds", [])
+    if not collapsed:
+        return ""
+    return (f"WARNING: the latent of seed(s) {', '.join(map(str, collapsed))} has collapsed "
+            "(0 active units): mu does not depend on the input, so attention rows marked "
+            f"'{COLLAPSED_MARK}' are not evidence about attention.")
+
+
+def values_by(results: Mapping[str, Any], names: Sequence[str], metric: str
+              ) -> list[str]:
+    """``cell_text`` of ``metric`` for the settings called ``names`` (en dash if absent)."""
+    by_name = {s["name"]: s for s in results["settings"]}
+    return [cell_text(by_name[n]["metrics"].get(metric)) if n in by_name else "–"
+            for n in names]
