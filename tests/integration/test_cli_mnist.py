@@ -108,7 +108,7 @@ def test_demo_smoke_writes_figures_table_and_report(tmp_path, capsys):
     results = json.loads((out / "results.json").read_text())
     assert set(results["localization"]) == {"1", "3"} and results["seeds"] == [0]
     settings = results["localization"]["1"]["settings"]
-    assert settings[0]["name"] == "recon-abs" and len(settings) == 8 + 8  # + attention grid
+    assert settings[0]["name"] == "recon-abs" and len(settings) == 9 + 8  # + attention grid
     report = (out / "report.md").read_text()
     assert "figure1_methods_activations.png" in report and "| attention conv" in report
     assert "active units" in report

@@ -14,7 +14,7 @@ from vaecam.models.base import VAE
 
 ALL_NAMES = {
     "recon-abs", "recon-sq", "ssim", "attention", "grad-elbo", "grad-kl", "grad-recon", "combi",
-    "attention-x-recon", "projection",
+    "attention-x-recon", "projection", "recon-smooth",
 }
 
 

@@ -23,7 +23,7 @@ from typing import NoReturn
 from vaecam import __version__
 
 # Modules that register sub-commands.
-_COMMAND_MODULES = ("mnist", "anomaly", "dsprites", "data")
+_COMMAND_MODULES = ("mnist", "anomaly", "dsprites", "data", "reproduce")
 GROUPS = {
     "train": "train a model (checkpoints, logs and config go to --out)",
     "localize": "evaluate anomaly localisation of a trained model and write tables and figures",

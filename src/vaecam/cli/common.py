@@ -23,8 +23,8 @@ def option(parser: argparse.ArgumentParser | argparse._ArgumentGroup, *flags: st
     dest = dest or flags[0].lstrip("-").replace("-", "_")
     spec = OPTIONS[dest]
     if spec.check is flag:
-        parser.add_argument(*flags, dest=dest, action="store_true", default=None, help=help,
-                            **kwargs)
+        kwargs.setdefault("action", "store_true")
+        parser.add_argument(*flags, dest=dest, default=None, help=help, **kwargs)
         return
     choices = getattr(spec.check, "choices", None)
     if choices and "metavar" not in kwargs:
@@ -159,6 +159,12 @@ def add_localize_options(parser: argparse.ArgumentParser) -> None:
     option(g, "--projection-step-size", help="projection: step size (> 0)")
     option(g, "--projection-distance-weight",
            help="projection: weight of the L1 distance to the original image (>= 0)")
+    option(g, "--tune", help="choose each map's options (smoothing, projection steps, the "
+           "attention setting) on CutPaste anomalies made from training images, never on test "
+           "masks (cpu and paper presets: on)")
+    option(g, "--no-tune", dest="tune", action="store_false",
+           help="score the default options and show each family's best test setting")
+    option(g, "--tune-images", help="synthetic anomalies made for tuning (default 64)")
     option(g, "--resamples", help="bootstrap resamples of the test images for the 95%% "
            "intervals and verdicts (>= 100; default 1000)")
     add_attention_options(parser, multi=True)

@@ -285,6 +285,8 @@ OPTIONS: dict[str, Option] = {
     "projection_step_size": Option(real(0, exclusive_minimum=True)),
     "projection_distance_weight": Option(real(0)),
     "resamples": Option(integer(100)),
+    "tune": Option(flag),
+    "tune_images": Option(integer(4)),
     "activation_order": Option(choice("before", "after-upsample")),
     "n": Option(integer(1)),
     # dSprites

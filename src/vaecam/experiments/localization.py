@@ -38,6 +38,7 @@ from tqdm.auto import tqdm
 from vaecam.attention import LatentStats
 from vaecam.data.transforms import downscale_masks
 from vaecam.errors import ConfigError, MetricInputError
+from vaecam.experiments.tuning import CANDIDATES, CRITERION, choose, tuning_set
 from vaecam.maps import AnomalyMap, build_map, compute_maps, parse_maps
 from vaecam.metrics.bootstrap import (
     BootstrapResult,
@@ -92,6 +93,10 @@ class LocalizationConfig:
     max_fpr: float = 0.3
     n_resamples: int = 1000
     bootstrap_seed: int = 0
+    tune: bool = False
+    tune_images: int = 64
+    chosen: dict[str, dict[str, Any]] = field(default_factory=dict)
+    tuned_attention: str = ""
 
     def __post_init__(self) -> None:
         if self.resize not in RESIZE_MODES:
@@ -107,19 +112,58 @@ class LocalizationConfig:
                 options[name] = {"smooth_sigma": self.smooth_sigma}
         if self.projection:
             options["projection"] = dict(self.projection)
-        families = [m.name for m in parse_maps(f"{BASELINE},{self.maps}", options)]
         settings: list[MapSetting] = []
-        for family in families:
+        for family in self.families():
             if family == "attention":
                 settings += self._attention_grid(stats)
             elif family == "attention-x-recon":
-                layer = next(iter(self.layers.values()))
-                settings.append(MapSetting(family, build_map(
-                    family, method="1", activation="relu", layer=layer), family))
-            else:
-                settings.append(MapSetting(family, build_map(family, **options.get(family, {})),
+                chosen = self.chosen.get(family) or {
+                    "method": "1", "activation": "relu", "layer": next(iter(self.layers.values()))}
+                settings.append(MapSetting(family, build_map(family, **chosen, stats=stats),
                                            family))
+            else:
+                chosen = {**options.get(family, {}), **self.chosen.get(family, {})}
+                settings.append(MapSetting(family, build_map(family, **chosen), family))
         return settings
+
+    def families(self) -> list[str]:
+        """The map families asked for, the baseline first."""
+        return [m.name for m in parse_maps(f"{BASELINE},{self.maps}")]
+
+    def candidates(self, stats: LatentStats | None) -> dict[str, list[MapSetting]]:
+        """The settings tuning chooses among, per tunable family that was asked for."""
+        families = self.families()
+        out: dict[str, list[MapSetting]] = {}
+        grid = self._attention_grid(stats) if {"attention", "attention-x-recon"} & set(
+            families) else []
+        if "attention" in families:
+            out["attention"] = grid
+        if "attention-x-recon" in families:
+            out["attention-x-recon"] = [
+                MapSetting(f"attention-x-recon {g.name.removeprefix('attention ')}",
+                           build_map("attention-x-recon", **self._grid_options(g), stats=stats),
+                           "attention-x-recon", g.layer, g.attention_method, g.activation)
+                for g in grid]
+        for family, options in CANDIDATES.items():
+            if family in families:
+                out[family] = [MapSetting(family, build_map(family, **o), family)
+                               for o in options]
+        return out
+
+    def _grid_options(self, setting: MapSetting) -> dict[str, Any]:
+        method = setting.attention_method
+        return {"method": method, "activation": setting.activation,
+                "layer": self.layers[setting.layer],
+                "grad_norm": self.grad_norm if method == "2" else "none"}
+
+    def apply_choice(self, family: str, candidates: Sequence[MapSetting], best: int) -> None:
+        """Fix ``family`` to its candidate ``best`` (chosen on training data)."""
+        if family == "attention":
+            self.tuned_attention = candidates[best].name
+        elif family == "attention-x-recon":
+            self.chosen[family] = self._grid_options(candidates[best])
+        else:
+            self.chosen[family] = dict(CANDIDATES[family][best])
 
     def _attention_grid(self, stats: LatentStats | None) -> list[MapSetting]:
         grid = []
@@ -144,7 +188,9 @@ class LocalizationConfig:
                 "mask_rule": self.mask_rule, "smooth_sigma": self.smooth_sigma,
                 "projection": self.projection, "max_fpr": self.max_fpr,
                 "n_resamples": self.n_resamples, "bootstrap_seed": self.bootstrap_seed,
-                "baseline": BASELINE}
+                "baseline": BASELINE, "tune": self.tune, "tune_images": self.tune_images,
+                "chosen_on_training_data": self.chosen,
+                "attention_chosen_on_training_data": self.tuned_attention}
 
 
 def resolve_layers(model: nn.Module, requested: Sequence[str]) -> dict[str, str]:
@@ -364,10 +410,12 @@ def _merge_resolutions(low: BootstrapResult, full: BootstrapResult) -> Bootstrap
 
 @dataclass
 class Aggregate:
-    """Every seed's evaluation and the cells over seeds (``aggregate_seeds`` JSON)."""
+    """Every seed's evaluation, the cells over seeds (``aggregate_seeds`` JSON) and how map
+    options were chosen on training data (empty without tuning)."""
 
     seeds: dict[int, SeedEvaluation]
     cells: dict[str, Any]
+    tuning: dict[str, Any] = field(default_factory=dict)
 
     @property
     def first(self) -> SeedEvaluation:
@@ -449,7 +497,16 @@ def config_from_options(model: nn.Module, options: Mapping[str, Any],
         smooth_sigma=options.get("smooth_sigma"),
         projection=projection,
         n_resamples=int(options.get("resamples") or 1000),
+        tune=bool(options.get("tune", False)),
+        tune_images=int(options.get("tune_images") or 64),
     )
+
+
+def sample_images(dataset: Dataset, n: int = 256) -> Tensor:
+    """Up to ``n`` evenly spaced items of an image dataset, stacked (the tuning pool)."""
+    picks = subset_indices(len(dataset), n)  # type: ignore[arg-type]
+    items = [dataset[i] for i in picks]
+    return torch.stack([item[0] if isinstance(item, (tuple, list)) else item for item in items])
 
 
 def subset_indices(n_total: int, max_images: int | None) -> list[int]:
@@ -469,6 +526,24 @@ def overlay_indices(labels: Tensor, n: int) -> list[int]:
     return sorted({pool[i] for i in picks})
 
 
+def tune(cfg: LocalizationConfig, models: Mapping[int, nn.Module],
+         stats: Mapping[int, LatentStats | None], train_images: Tensor,
+         device: torch.device, batch_size: int) -> dict[str, Any]:
+    """Fix every tunable family of ``cfg`` to its best candidate on CutPaste anomalies made from
+    ``train_images``; returns the record of what was tried and chosen."""
+    data = tuning_set(train_images, cfg.tune_images, cfg.bootstrap_seed)
+    per_seed = {seed: cfg.candidates(stats.get(seed)) for seed in models}
+    families = next(iter(per_seed.values()))
+    for model in models.values():
+        model.to(device)
+    record = choose({f: {seed: [c.method for c in per_seed[seed][f]] for seed in models}
+                     for f in families}, models, data, device, batch_size)
+    for family, result in record.items():
+        cfg.apply_choice(family, families[family], result["best"])
+        result["chosen_setting"] = families[family][result["best"]].name
+    return {"data": data.description, "criterion": CRITERION, "families": record}
+
+
 def evaluate_seeds(
     models: Mapping[int, nn.Module],
     test_set: Dataset,
@@ -476,11 +551,14 @@ def evaluate_seeds(
     cfg: LocalizationConfig,
     options: Mapping[str, Any],
     stats_sets: Mapping[int, Dataset] | None = None,
+    train_images: Tensor | None = None,
 ) -> Aggregate:
     """Evaluate every seed's model on the same test images (same resamples) and aggregate.
 
     ``options``: ``max_images``, ``eval_batch_size``, ``overlays``, ``device``, ``no_progress``.
     ``stats_sets`` (per seed) pool latent statistics when normal-difference maps are asked for.
+    With ``cfg.tune``, map options are first chosen on CutPaste anomalies made from
+    ``train_images`` (normal training images; required then).
     """
     indices = subset_indices(len(test_set), options.get("max_images"))
     labels = labels[indices]
@@ -489,22 +567,34 @@ def evaluate_seeds(
     counts = resample_counts(len(indices), cfg.n_resamples, cfg.bootstrap_seed,
                              strata=labels.numpy())
     shown = overlay_indices(labels, int(options.get("overlays", 4)))
-    evaluations = {}
+    needs_stats = "normal-difference" in cfg.methods and bool(
+        {"attention", "attention-x-recon"} & set(cfg.families()))
+    stats: dict[int, LatentStats | None] = {}
     for seed, model in models.items():
-        model.to(device)
-        stats = None
-        if "normal-difference" in cfg.methods and "attention" in cfg.maps + ",all,cheap":
+        stats[seed] = None
+        if needs_stats:
             if not stats_sets or seed not in stats_sets:
                 raise ConfigError("normal-difference needs the training data to pool "
                                   "statistics")
+            model.to(device)
             loader = DataLoader(stats_sets[seed], batch_size=batch_size)
-            stats = LatentStats.from_batches(model, (x.to(device) for x in loader))
-        settings = cfg.settings(model, stats)
+            stats[seed] = LatentStats.from_batches(model, loader)
+    tuning = {}
+    if cfg.tune:
+        if train_images is None:
+            raise ConfigError("--tune needs the training images to make synthetic anomalies")
+        tuning = tune(cfg, models, stats, train_images, device, batch_size)
+    evaluations = {}
+    for seed, model in models.items():
+        model.to(device)
+        settings = cfg.settings(model, stats[seed])
         loader = DataLoader(Subset(test_set, indices), batch_size=batch_size, shuffle=False)
         evaluations[seed] = evaluate(model, loader, settings, cfg, labels, shown, device,
                                      counts, progress=not options.get("no_progress"))
         model.cpu()
-    return aggregate(evaluations)
+    result = aggregate(evaluations)
+    result.tuning = tuning
+    return result
 
 
 # --- outputs -------------------------------------------------------------------------------------
@@ -517,9 +607,13 @@ def results_json(agg: Aggregate, cfg: LocalizationConfig, record: Mapping[str, A
     cells = agg.cells
     first = agg.first
     settings = []
+    tuned = {r["chosen_setting"] for r in agg.tuning.get("families", {}).values()}
     for s in first.settings:
+        chosen = s.name in tuned or (s.family not in ("attention",) and s.family in
+                                     agg.tuning.get("families", {}))
         settings.append({
             "name": s.name, "family": s.family, "label": s.method.label, "layer": s.layer,
+            "tuned": chosen,
             "method": s.attention_method, "activation": s.activation,
             "ms_per_image": agg.ms_per_image(s.name),
             "metrics": cells["settings"][s.name],
@@ -538,6 +632,7 @@ def results_json(agg: Aggregate, cfg: LocalizationConfig, record: Mapping[str, A
         "verdict_rule": cells["verdict_rule"],
         "latent": {str(seed): e.latent for seed, e in agg.seeds.items()},
         "collapsed_seeds": agg.collapsed_seeds(),
+        "tuning": agg.tuning,
         "settings": settings,
     }
 
@@ -574,6 +669,7 @@ def write_outputs(out: Path, agg: Aggregate, results: Mapping[str, Any], title: 
         grid_table,
         latent_table,
         method_table,
+        method_table_note,
     )
     from vaecam.report.tables import write_json
 
@@ -586,9 +682,7 @@ def write_outputs(out: Path, agg: Aggregate, results: Mapping[str, Any], title: 
         f"{BASELINE} ({results['verdict_rule']}).\n",
         *([f"**{warning}**\n"] if warning else []),
         "## Latent health of the explained models\n", latent_table(results),
-        "## Map methods (best setting of each)\n",
-        "The attention row is the grid's best setting on these test images, which favours "
-        "attention; every setting is in the full table below.\n", method_table(results),
+        "## Map methods\n", method_table_note(results) + "\n", method_table(results),
         *extra_tables,
         "## Every setting\n", grid_table(results),
     ])

@@ -22,7 +22,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch import Tensor  # noqa: E402
-from torch.utils.data import Dataset  # noqa: E402
+from torch.utils.data import Dataset, TensorDataset  # noqa: E402
 
 from vaecam.attention import AttentionExplainer  # noqa: E402
 from vaecam.data.mnist import Digits, load_digits, one_class_split  # noqa: E402
@@ -163,7 +163,10 @@ def localize_mnist(models: dict[int, VAE], digit: int, digits: Digits, options: 
     model = next(iter(models.values()))
     cfg = config_from_options(model, options, list(MNIST_LAYERS))
     test_set = StrokeAnomalies(digits, digit, int(options.get("n_anomalies") or 200))
-    return evaluate_seeds(models, test_set, test_set.labels, cfg, options), cfg
+    train = one_class_split(digits, digit, seed=SPLIT_SEED).train
+    stats_sets = {seed: TensorDataset(train) for seed in models}
+    return evaluate_seeds(models, test_set, test_set.labels, cfg, options, stats_sets,
+                          train if cfg.tune else None), cfg
 
 
 def figure_methods(model: VAE, images: Tensor, path: Path, layer: str) -> Path:

@@ -109,7 +109,9 @@ def localize_mvtec(options: dict[str, Any]) -> dict[str, Any]:
     inputs = [root / category, *checkpoints.values()]
     with OutputFolder(options["out"], "localize mvtec", inputs,
                       overwrite=bool(options.get("overwrite"))) as folder:
-        agg = loc.evaluate_seeds(models, test_set, test_set.labels, cfg, options, stats_sets)
+        train_images = loc.sample_images(stats_sets[next(iter(models))]) if cfg.tune else None
+        agg = loc.evaluate_seeds(models, test_set, test_set.labels, cfg, options, stats_sets,
+                                 train_images)
         pretrained = "ImageNet" if meta["config"].get("pretrained_loaded") else "random"
         note = (
             f"Data: {root.name}/{category}, {agg.first.n_images} test images "

@@ -100,7 +100,9 @@ def localize_ucsd(options: dict[str, Any]) -> dict[str, Any]:
     inputs = [root, *checkpoints.values()]
     with OutputFolder(options["out"], "localize ucsd", inputs,
                       overwrite=bool(options.get("overwrite"))) as folder:
-        agg = loc.evaluate_seeds(models, test_set, test_set.labels, cfg, options, stats_sets)
+        train_images = loc.sample_images(stats_sets[next(iter(models))]) if cfg.tune else None
+        agg = loc.evaluate_seeds(models, test_set, test_set.labels, cfg, options, stats_sets,
+                                 train_images)
         note = (f"Data: {root.name}, {agg.first.n_images} test frames ({frames}; "
                 f"{agg.first.n_anomalous} anomalous), maps {cfg.resize}, grad norm "
                 f"{cfg.grad_norm}.")

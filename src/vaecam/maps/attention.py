@@ -81,17 +81,6 @@ class AttentionMap(AnomalyMap):
     def native_resolution(self) -> bool:
         return not self.upsample
 
-    def changed_options(self) -> list[str]:
-        """``key=value`` of every option that differs from its default (for labels)."""
-        defaults = {"method": "1", "activation": "relu", "layer": None, "grad_norm": "none",
-                    "normalize": False, "activation_order": "before", "upsample": True}
-        return [f"{k}={getattr(self, k)}" for k, v in defaults.items() if getattr(self, k) != v]
-
-    @property
-    def label(self) -> str:
-        changed = self.changed_options()
-        return f"{self.name}({', '.join(changed)})" if changed else self.name
-
     def _signed(self, cache: ForwardCache, layer: str) -> Tensor:
         """(B, R, h, w) signed maps at the layer's resolution: R latent dims for method 1, one
         direction otherwise; shared by every setting of this method, layer and grad norm."""

@@ -13,6 +13,7 @@ written, ``requires_grad`` of parameters is never touched) and no hook stays att
 
 from __future__ import annotations
 
+import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -163,10 +164,26 @@ class AnomalyMap(ABC):
     needs_decoder: ClassVar[bool] = True
     needs_loss: ClassVar[bool] = False
 
+    def changed_options(self) -> list[str]:
+        """``key=value`` for every constructor option (a plain value kept as an attribute of the
+        same name) that differs from its default: what tells two settings apart."""
+        changed = []
+        for key, param in inspect.signature(type(self).__init__).parameters.items():
+            value = getattr(self, key, param.default)
+            plain = isinstance(value, (bool, int, float, str)) or value is None
+            if key == "self" or param.default is inspect.Parameter.empty or not plain:
+                continue
+            if value != param.default:
+                shown = f"{value:g}" if isinstance(value, float) else value
+                changed.append(f"{key}={shown}")
+        return changed
+
     @property
     def label(self) -> str:
-        """Key of this method's maps in :func:`compute_maps`' result."""
-        return self.name
+        """Key of this method's maps in :func:`compute_maps`' result: the name and every
+        option that differs from its default."""
+        changed = self.changed_options()
+        return f"{self.name}({', '.join(changed)})" if changed else self.name
 
     @property
     def native_resolution(self) -> bool:

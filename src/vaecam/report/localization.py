@@ -44,8 +44,15 @@ def _mark(setting: Mapping[str, Any], results: Mapping[str, Any]) -> str:
 
 def best_per_family(results: Mapping[str, Any], metric: str = "pixel_auroc"
                     ) -> list[Mapping[str, Any]]:
-    """One setting per map family: the one with the highest mean ``metric`` (the attention grid
-    is chosen on the test set here, which favours attention: the table says so)."""
+    """One setting per map family: the one chosen on training data when the run was tuned,
+    else the one with the highest mean ``metric`` on the test images (which favours the families
+    with many settings, such as the attention grid: :func:`method_table_note` says so)."""
+    if results.get("tuning"):
+        picked: dict[str, Mapping[str, Any]] = {}
+        for setting in results["settings"]:
+            if setting.get("tuned") or setting["family"] not in results["tuning"]["families"]:
+                picked.setdefault(setting["family"], setting)
+        return list(picked.values())
     best: dict[str, Mapping[str, Any]] = {}
     for setting in results["settings"]:
         value = setting["metrics"].get(metric, {}).get("mean", float("-inf"))
@@ -55,6 +62,18 @@ def best_per_family(results: Mapping[str, Any], metric: str = "pixel_auroc"
                                                                             float("-inf")):
             best[family] = setting
     return list(best.values())
+
+
+def method_table_note(results: Mapping[str, Any]) -> str:
+    """Which data each row's options were chosen on (one sentence)."""
+    tuning = results.get("tuning")
+    if tuning:
+        return (f"Each map's options (smoothing, projection steps, the attention layer x method "
+                f"x activation) were chosen on {tuning['data']}, by the {tuning['criterion']}; "
+                "the test masks were not used. Every setting is in the full table below.")
+    return ("Each family's row is its best setting on these test images, which favours the "
+            "families with many settings (the attention grid); run with --tune to choose on "
+            "training data instead. Every setting is in the full table below.")
 
 
 def metric_keys(results: Mapping[str, Any]) -> list[str]:
@@ -71,7 +90,8 @@ def method_table(results: Mapping[str, Any]) -> str:
     rows = []
     for setting in best_per_family(results):
         m = setting["metrics"]
-        rows.append([setting["name"] + _mark(setting, results), *(cell_text(m.get(k))
+        shown = setting["name"] if setting["family"] == "attention" else setting["label"]
+        rows.append([shown + _mark(setting, results), *(cell_text(m.get(k))
                                                                     for k in keys),
                      verdict_text(m.get("pixel_auroc")), verdict_text(m.get("aupro")),
                      f"{setting['ms_per_image']:.1f}"])

@@ -97,5 +97,7 @@ def discover(root: Path | None) -> Discovery:
             if found.dsprites == "procedural":
                 found.dsprites = str(npz)
     if not found.found_anything:
-        raise DataError(f"nothing recognisable in {root}; expected layouts: {LAYOUTS}")
+        what = (f"nothing usable in {root} ({'; '.join(found.skipped)})" if found.skipped
+                else f"nothing recognisable in {root}")
+        raise DataError(f"{what}; expected layouts: {LAYOUTS}")
     return found

@@ -1,13 +1,17 @@
 """Resumable stages: run each once, skip it while its config is unchanged, report failures.
 
 A :class:`Stage` is one unit of a reproduction (train one seed, localise one dataset, score one
-run, write the report) with a resolved configuration and the stages it depends on. Its
-*fingerprint* hashes its configuration and its dependencies' fingerprints, so a changed option
-re-runs exactly the stages it reaches. :class:`StageRunner` keeps one record per finished stage
-(``.stages/<name>.json``: fingerprint, wall time, result); a stage whose record matches is
-skipped, a failed stage is reported and the stages that do not need it go on. Progress is one
-line per stage with elapsed time and an ETA from the preset's estimates, scaled by how fast the
-finished stages ran compared with their estimates.
+run) with a resolved configuration and the stages it depends on. Its *fingerprint* hashes its
+configuration and its dependencies' fingerprints, so a changed option re-runs exactly the
+stages it reaches. :class:`StageRunner` keeps one record per finished stage
+(``.stages/<name>.json``: fingerprint, finish time, wall time, result). A stage is *current*,
+and skipped, when its record has the same fingerprint, every output it lists still exists and
+no dependency finished after it; a stage runs when it is not current, when ``--force`` names it
+(:func:`matches`), or when a stage it needs runs. Its record is removed when it starts, so an
+interrupted or failed stage runs again next time. A failed stage is reported and the stages that
+do not need it go on; those that need it are *blocked*. Progress is one line per stage with
+elapsed time and an ETA from the preset's estimates, scaled by how fast the finished stages ran
+compared with their estimates; every line also goes to the ``vaecam.reproduce`` logger.
 """
 
 from __future__ import annotations
@@ -29,11 +33,16 @@ from vaecam.training.run_folder import plain
 from vaecam.training.trainer import TrainingInterrupted
 
 logger = logging.getLogger("vaecam.reproduce")
+# Weight of the preset's estimates in the ETA, as a fraction of the total estimate: the pace
+# measured on the first stages alone (often tiny ones) would swing the ETA wildly.
+PACE_PRIOR = 0.2
 
 
 @dataclass
 class Stage:
-    """One step: ``run()`` returns a JSON-able result kept in the stage record."""
+    """One step: ``run()`` returns a JSON-able result kept in the stage record; a result's
+    ``outputs`` (paths) must still exist for the stage to count as done. ``command`` is the
+    ``vaecam`` command line that does the same work by hand (empty when there is none)."""
 
     name: str
     kind: str
@@ -41,6 +50,7 @@ class Stage:
     run: Callable[[], Mapping[str, Any]]
     estimate: float
     needs: Sequence[str] = ()
+    command: str = ""
 
 
 @dataclass
@@ -54,20 +64,31 @@ class Outcome:
     error: str = ""
 
 
+def matches(pattern: str, name: str, kind: str) -> bool:
+    """Whether a ``--force`` value names the stage ``name`` of ``kind``: its name, a prefix of
+    it ending at a ``/`` (``ucsd/UCSDped2``), or its kind (``localize``)."""
+    pattern = pattern.rstrip("/")
+    return name == pattern or name.startswith(pattern + "/") or kind == pattern
+
+
 def _digest(data: Any) -> str:
     return hashlib.sha256(json.dumps(plain(data), sort_keys=True, default=str).encode()
                           ).hexdigest()[:16]
 
 
 class StageRunner:
-    """Run stages in order under ``out``; records in ``out/.stages``."""
+    """Run stages in order under ``out``; records in ``out/.stages``.
+
+    ``fresh`` ignores every earlier record (the results are being replaced).
+    """
 
     def __init__(self, out: Path, force: Sequence[str] = (),
-                 announce: Callable[[str], None] = print):
+                 announce: Callable[[str], None] = print, fresh: bool = False):
         self.out = Path(out)
         self.records = self.out / ".stages"
         self.force = list(force)
         self.announce = announce
+        self.fresh = fresh
         self.fingerprints: dict[str, str] = {}
         self.outcomes: dict[str, Outcome] = {}
 
@@ -75,37 +96,69 @@ class StageRunner:
         return self.records / (name.replace("/", "__") + ".json")
 
     def _record(self, name: str) -> dict[str, Any] | None:
+        if self.fresh:
+            return None
         try:
-            return json.loads(self._record_path(name).read_text())
+            record = json.loads(self._record_path(name).read_text())
         except (OSError, ValueError):
             return None
+        return record if isinstance(record, dict) else None
 
     def fingerprint(self, stage: Stage) -> str:
         return _digest({"config": stage.config,
                         "needs": [self.fingerprints.get(n, "") for n in stage.needs]})
 
     def is_forced(self, stage: Stage) -> bool:
-        return any(stage.name == f or stage.name.startswith(f + "/") or stage.kind == f
-                   for f in self.force)
+        return any(matches(f, stage.name, stage.kind) for f in self.force)
+
+    def _stale(self, stage: Stage) -> str:
+        """Why the stage's record does not make it current ("" when it does)."""
+        if stage.name not in self.fingerprints:
+            self.fingerprints[stage.name] = self.fingerprint(stage)
+        record = self._record(stage.name)
+        if record is None:
+            return "not run before"
+        if record.get("fingerprint") != self.fingerprints[stage.name]:
+            return "configuration changed"
+        missing = [p for p in record.get("result", {}).get("outputs", []) if not Path(p).exists()]
+        if missing:
+            return f"output {missing[0]} is missing"
+        finished = float(record.get("finished", 0.0))
+        for need in stage.needs:
+            if float((self._record(need) or {}).get("finished", 0.0)) > finished:
+                return f"{need} ran again since"
+        return ""
 
     def is_current(self, stage: Stage) -> bool:
-        """Whether ``stage`` finished earlier with this very configuration and its outputs are
-        still there."""
-        record = self._record(stage.name)
-        if record is None or self.is_forced(stage):
-            return False
-        outputs = record.get("result", {}).get("outputs", [])
-        return (record.get("fingerprint") == self.fingerprints[stage.name]
-                and all(Path(p).exists() for p in outputs))
+        """Whether ``stage`` finished earlier with this very configuration, after the stages it
+        needs, and its outputs are still there (``--force`` aside)."""
+        return not self._stale(stage)
+
+    def plan(self, stages: Sequence[Stage]) -> dict[str, str]:
+        """Stage name -> why it runs, for every stage that will run (the others are skipped).
+
+        Dependencies must come before the stages that need them.
+        """
+        self.fingerprints = {}
+        for stage in stages:
+            self.fingerprints[stage.name] = self.fingerprint(stage)
+        to_run: dict[str, str] = {}
+        for stage in stages:
+            rerun = next((n for n in stage.needs if n in to_run), None)
+            reason = ("forced" if self.is_forced(stage) else self._stale(stage)
+                      or (f"{rerun} runs" if rerun else ""))
+            if reason:
+                to_run[stage.name] = reason
+        return to_run
 
     def run_all(self, stages: Sequence[Stage]) -> dict[str, Outcome]:
         """Run (or skip) every stage, in order; a stage whose dependency failed is blocked.
 
-        Dependencies must come before the stages that need them.
+        Dependencies must come before the stages that need them. A training interruption
+        (Ctrl-C, SIGTERM) is re-raised after the stage is reported.
         """
-        for stage in stages:
-            self.fingerprints[stage.name] = self.fingerprint(stage)
-        total_estimate = sum(s.estimate for s in stages if not self.is_current(s)) or 1.0
+        to_run = self.plan(stages)
+        total_estimate = sum(s.estimate for s in stages if s.name in to_run) or 1.0
         started = time.perf_counter()
         spent_estimate = 0.0
         for k, stage in enumerate(stages, 1):
@@ -116,40 +169,52 @@ class StageRunner:
             if blocked:
                 self._finish(head, Outcome(stage.name, "blocked", error=f"needs {blocked[0]}"))
                 continue
-            if self.is_current(stage):
+            if stage.name not in to_run:
                 record = self._record(stage.name) or {}
                 self._finish(head, Outcome(stage.name, "skipped", result=record.get("result",
                                                                                    {})))
                 continue
             elapsed = time.perf_counter() - started
-            pace = elapsed / spent_estimate if spent_estimate > 0 else 1.0
+            # measured pace (seconds per estimated second), pulled towards 1 while little has run
+            prior = PACE_PRIOR * total_estimate
+            pace = (elapsed + prior) / (spent_estimate + prior)
             eta = (total_estimate - spent_estimate) * pace
-            self.announce(f"{head} ... (elapsed {format_duration(elapsed)}, "
-                          f"ETA {format_duration(eta)})")
-            t0 = time.perf_counter()
-            try:
-                result = dict(stage.run())
-            except TrainingInterrupted:
-                self._finish(head, Outcome(stage.name, "failed", time.perf_counter() - t0,
-                                           error="interrupted"))
-                raise
-            except VaecamError as exc:
-                self._finish(head, Outcome(stage.name, "failed", time.perf_counter() - t0,
-                                           error=" ".join(str(exc).split())))
-            except Exception as exc:  # noqa: BLE001 - reported, logged, and the others go on
-                logger.error("stage %s failed:\n%s", stage.name, traceback.format_exc())
-                self._finish(head, Outcome(stage.name, "failed", time.perf_counter() - t0,
-                                           error=f"{type(exc).__name__}: {exc}"))
-            else:
-                seconds = time.perf_counter() - t0
-                atomic_write_text(self._record_path(stage.name), json.dumps(plain({
-                    "name": stage.name, "kind": stage.kind,
-                    "fingerprint": self.fingerprints[stage.name], "config": stage.config,
-                    "seconds": round(seconds, 2), "result": result,
-                }), indent=2, default=str) + "\n")
-                self._finish(head, Outcome(stage.name, "done", seconds, result))
+            self._say(f"{head} ... ({to_run[stage.name]}; elapsed {format_duration(elapsed)}, "
+                      f"ETA {format_duration(eta)})")
+            self._record_path(stage.name).unlink(missing_ok=True)
+            self._run(head, stage)
             spent_estimate += stage.estimate
         return self.outcomes
+
+    def _run(self, head: str, stage: Stage) -> None:
+        t0 = time.perf_counter()
+        try:
+            result = dict(stage.run())
+        except TrainingInterrupted:
+            self._finish(head, Outcome(stage.name, "failed", time.perf_counter() - t0,
+                                       error="interrupted"))
+            raise
+        except VaecamError as exc:
+            self._finish(head, Outcome(stage.name, "failed", time.perf_counter() - t0,
+                                       error=" ".join(str(exc).split())))
+        except Exception as exc:  # noqa: BLE001 - reported, logged, and the others go on
+            logger.error("stage %s failed:\n%s", stage.name, traceback.format_exc())
+            message = " ".join(str(exc).split())
+            self._finish(head, Outcome(stage.name, "failed", time.perf_counter() - t0,
+                                       error=f"{type(exc).__name__}: {message}"))
+        else:
+            seconds = time.perf_counter() - t0
+            atomic_write_text(self._record_path(stage.name), json.dumps(plain({
+                "name": stage.name, "kind": stage.kind,
+                "fingerprint": self.fingerprints[stage.name], "config": stage.config,
+                "command": stage.command, "finished": time.time(),
+                "seconds": round(seconds, 2), "result": result,
+            }), indent=2, default=str) + "\n")
+            self._finish(head, Outcome(stage.name, "done", seconds, result))
+
+    def _say(self, line: str) -> None:
+        self.announce(line)
+        logger.info(line)
 
     def _finish(self, head: str, outcome: Outcome) -> None:
         self.outcomes[outcome.name] = outcome
@@ -159,12 +224,11 @@ class StageRunner:
             line = f"{head} skipped (finished earlier with the same configuration)"
         else:
             line = f"{head} {outcome.status.upper()}: {outcome.error}"
-        self.announce(line)
-        logger.info(line)
+        self._say(line)
 
     def seconds(self, name: str) -> float:
         """Wall time of a stage: this invocation's, or the recorded one when it was skipped."""
         outcome = self.outcomes.get(name)
-        if outcome is not None and outcome.status == "done":
+        if outcome is not None and outcome.status in ("done", "failed"):
             return outcome.seconds
         return float((self._record(name) or {}).get("seconds", 0.0))

