@@ -9,21 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from vaecam.cli import main
 
 pytestmark = pytest.mark.slow
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run ~100x slower with 2 threads when the other core is busy (OpenMP)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def markdown_tables(text: str) -> list[list[list[str]]]:

@@ -24,14 +24,6 @@ from vaecam.training.checkpoints import load_model
 pytestmark = [pytest.mark.realdata, pytest.mark.slow]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small models run far slower with 2 threads when the other core is busy (OpenMP)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def _dataset(shared_data: Path, relative: str) -> Path:
     path = shared_data / relative

@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 
 from vaecam.cli import main
 from vaecam.outputs import FolderLock
@@ -25,13 +24,6 @@ from vaecam.training.checkpoints import read_checkpoint
 
 pytestmark = pytest.mark.slow
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _err(capsys) -> str:

@@ -16,7 +16,6 @@ pytestmark = pytest.mark.slow
 
 
 def test_tracker_logs_one_row_per_evaluation_and_draws_the_figure(synth_ucsd_root, tmp_path):
-    torch.set_num_threads(1)
     out = tmp_path / "run"
     assert main(["train", "ucsd", "--preset", "smoke", "--data", str(synth_ucsd_root),
                  "--out", str(out), "--max-epochs", "4", "--track-localization",

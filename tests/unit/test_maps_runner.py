@@ -71,7 +71,7 @@ def test_no_side_effects_on_the_model():
     x = _images()
     x_copy = x.clone()
     maps = compute_maps(model, x, methods)
-    assert len(maps) == 13
+    assert len(maps) == 14  # every registered method, attention in three settings
     assert all(p.grad is None for p in model.parameters())
     assert {name: m.training for name, m in model.named_modules()} == flags
     assert {name: p.requires_grad for name, p in model.named_parameters()} == requires

@@ -3,18 +3,16 @@
 Encoders are written many ways: ``(mu, logvar)``, ``mu`` alone, a dict with ``mu`` or ``loc``,
 or a ``torch.distributions`` object. The attention engine needs the posterior mean ``mu`` of
 shape (B, D) and, for the Eq. 4 variant, the posterior variance; everything else is refused with
-one line that says what to pass instead. :func:`encoder_mode` runs the encoder in eval mode and
-restores every sub-module's train/eval flag afterwards.
+one line that says what to pass instead.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from vaecam.errors import ConfigError
 
@@ -75,16 +73,3 @@ def read_posterior(output: object) -> Posterior:
         raise ConfigError(f"the posterior variance has shape {tuple(posterior.var.shape)}, not "
                           f"that of mu {tuple(posterior.mu.shape)}; return a matching logvar")
     return posterior
-
-
-@contextmanager
-def encoder_mode(model: nn.Module, eval_mode: bool) -> Iterator[None]:
-    """Put ``model`` in eval mode (if asked) and restore every sub-module's flag afterwards."""
-    flags = [(m, m.training) for m in model.modules()]
-    if eval_mode:
-        model.eval()
-    try:
-        yield
-    finally:
-        for module, flag in flags:
-            module.training = flag

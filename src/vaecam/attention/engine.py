@@ -44,7 +44,7 @@ from vaecam.attention.channel_gradients import (
     linear_head_channel_weights,
     uses_batch_statistics,
 )
-from vaecam.attention.encoding import Posterior, encoder_mode, read_posterior
+from vaecam.attention.encoding import Posterior, read_posterior
 from vaecam.attention.fast_path import (
     check_direction,
     shared_verdicts,
@@ -55,6 +55,7 @@ from vaecam.attention.hooks import LayerCapture, LayerRef, resolve_layers
 from vaecam.attention.latent_stats import LatentStats
 from vaecam.attention.targets import NormalDifference, PosteriorTarget, SumOfMeans, Target
 from vaecam.errors import ConfigError
+from vaecam.models.base import eval_mode
 
 GradNorm = Literal["none", "rms-batch", "rms-image"]
 Method = Literal["1", "2", "normal-difference", "target"]
@@ -327,7 +328,7 @@ class AttentionExplainer(Generic[MapsT]):
         """Forward once, take channel weights for the directions: (B, R or 1, H, W) per layer."""
         x = self._check_input(x)
         with ExitStack() as stack:
-            stack.enter_context(encoder_mode(self.model, self.eval_mode))
+            stack.enter_context(eval_mode(self.model, self.eval_mode))
             stack.enter_context(torch.enable_grad())
             # After the mode switch: which modules act pointwise depends on it.
             heads = self._heads() if shortcut else {}

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from vaecam.attention.encoding import encoder_mode, read_posterior
+from vaecam.attention.encoding import read_posterior
 from vaecam.errors import ConfigError, DataError
+from vaecam.models.base import eval_mode
 
 
 def _images(batch: object) -> Tensor:
@@ -61,7 +62,7 @@ class LatentStats:
             raise ConfigError("the model has no encode(x) method; pass encode=callable")
         device = _device(model)
         n, s1, s2 = 0, None, None
-        with encoder_mode(model, eval_mode=True):
+        with eval_mode(model):
             for batch in batches:
                 x = _images(batch)
                 posterior = read_posterior(encode(x if device is None else x.to(device)))

@@ -100,9 +100,9 @@ def _refuse_other_results(out: Path) -> None:
     from vaecam.errors import ConfigError
     from vaecam.outputs.folder import read_marker
 
-    marker = read_marker(out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is a file; choose a folder")
+    marker = read_marker(out)
     if marker is not None and marker["command"] != "reproduce":
         raise ConfigError(f"{out} holds the results of 'vaecam {marker['command']}', not of "
                           "'vaecam reproduce'; choose another --out")
@@ -139,13 +139,19 @@ def _reproduce(args: argparse.Namespace) -> int:
         for line in describe(plan, runner.plan(plan.stages)):
             _say(line)
             logger.info(line)
-        outcomes = runner.run_all(plan.stages)
         try:
-            files = report.write(plan, runner, command)
-        except Exception:
-            logger.exception("writing the report failed")
+            outcomes = runner.run_all(plan.stages)
+        except KeyboardInterrupt:
+            logger.info("interrupted; %s", RESUME_HINT)
             raise
         failed = [o for o in outcomes.values() if o.status in ("failed", "blocked")]
+        try:
+            files = report.write(plan, runner, command)
+        except Exception as exc:  # noqa: BLE001 - the stages' results stay; say so in one line
+            logger.exception("writing the report failed")
+            _say(f"writing the report failed ({type(exc).__name__}: "
+                 f"{' '.join(str(exc).split())}); traceback in {plan.out / LOG_NAME}")
+            return 1
         lines = [f"report: {files.html}", f"        {files.markdown}",
                  f"results: {files.results}", f"log: {plan.out / LOG_NAME}"]
         if failed:

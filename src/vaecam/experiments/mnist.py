@@ -203,6 +203,29 @@ def figure_one_class(panels: Sequence[tuple[int, int, VAE, Tensor]], path: Path,
     return save(fig, path)
 
 
+FIGURE1 = "figure1_methods_activations.png"
+FIGURE2 = "figure2_one_class.png"
+
+
+def demo_figures(models: dict[int, VAE], digits: Digits, out: Path, seed: int
+                 ) -> tuple[Path, Path]:
+    """Figures 1 and 2 of the reproduction from the models trained on 1 and on 3 (images drawn
+    from ``seed``): Figure 1 on three 7s, Figure 2 on 9, 2, 4 and on 8, 5."""
+    gen = torch.Generator().manual_seed(seed)
+
+    def pick(d: int, k: int) -> Tensor:
+        pool = digits.of(d)
+        return pool[torch.randperm(len(pool), generator=gen)[:k]]
+
+    out.mkdir(parents=True, exist_ok=True)
+    layer = models[1].default_layer
+    fig1 = figure_methods(models[1], pick(7, 3), out / FIGURE1, layer)
+    panels = [(1, 9, models[1], pick(9, 2)), (1, 2, models[1], pick(2, 2)),
+              (1, 4, models[1], pick(4, 2)), (3, 8, models[3], pick(8, 2)),
+              (3, 5, models[3], pick(5, 2))]
+    return fig1, figure_one_class(panels, out / FIGURE2, layer)
+
+
 def run_demo(out: Path, cfg_for: Any, data: MNISTData, options: dict[str, Any],
              seeds: list[int]) -> Path:
     """Train on digits 1 and 3 (one model per seed), write both figures, the localisation tables
@@ -223,19 +246,8 @@ def run_demo(out: Path, cfg_for: Any, data: MNISTData, options: dict[str, Any],
             cfg, seeds)
         models[digit] = {s: load_model(p, expected=MODEL)[0]
                          for s, p in checkpoints[digit].items()}
-    gen = torch.Generator().manual_seed(seeds[0])
-
-    def pick(d: int, k: int) -> Tensor:
-        pool = digits.of(d)
-        return pool[torch.randperm(len(pool), generator=gen)[:k]]
-
     first = {d: models[d][seeds[0]] for d in (1, 3)}
-    layer = first[1].default_layer
-    fig1 = figure_methods(first[1], pick(7, 3), out / "figure1_methods_activations.png", layer)
-    panels = [(1, 9, first[1], pick(9, 2)), (1, 2, first[1], pick(2, 2)),
-              (1, 4, first[1], pick(4, 2)), (3, 8, first[3], pick(8, 2)),
-              (3, 5, first[3], pick(5, 2))]
-    fig2 = figure_one_class(panels, out / "figure2_one_class.png", layer)
+    fig1, fig2 = demo_figures(first, digits, out, seeds[0])
     localization = {}
     for digit in (1, 3):
         agg, loc_cfg = localize_mnist(models[digit], digit, digits, options)

@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import inspect
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from typing import ClassVar, Literal
 
 import torch
@@ -24,21 +23,9 @@ from torch import Tensor, nn
 
 from vaecam.errors import ConfigError
 from vaecam.metrics.baseline import gaussian_filter
-from vaecam.models.base import VAE, gaussian_kl
+from vaecam.models.base import VAE, eval_mode, gaussian_kl
 
 GradientTerm = Literal["kl", "recon", "elbo"]
-
-
-@contextmanager
-def eval_mode(model: nn.Module) -> Iterator[None]:
-    """Put ``model`` in eval mode and restore every sub-module's own flag afterwards."""
-    flags = [(module, module.training) for module in model.modules()]
-    model.eval()
-    try:
-        yield
-    finally:
-        for module, flag in flags:
-            module.training = flag
 
 
 def has_decoder(model: nn.Module) -> bool:

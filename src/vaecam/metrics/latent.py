@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from vaecam.models.base import gaussian_kl_per_dim
+from vaecam.models.base import eval_mode, gaussian_kl_per_dim
 
 ACTIVE_THRESHOLD = 0.01
 
@@ -33,13 +33,8 @@ def mean_kl_per_dim(mu: Tensor, logvar: Tensor) -> Tensor:
 def posterior_means(model: torch.nn.Module, x: Tensor, batch_size: int = 256
                     ) -> tuple[Tensor, Tensor]:
     """(mu, logvar) of ``model.encode`` over ``x`` in batches, model in eval mode (restored)."""
-    flags = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
+    with eval_mode(model):
         parts = [model.encode(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
-    finally:
-        for module, flag in flags:
-            module.training = flag
     return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
 
 

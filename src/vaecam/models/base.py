@@ -8,6 +8,8 @@ rebuild them without pickled code.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +34,20 @@ class LossTerms:
     total: Tensor
     recon: Tensor
     kl: Tensor
+
+
+@contextmanager
+def eval_mode(model: nn.Module, enabled: bool = True) -> Iterator[None]:
+    """Put ``model`` in eval mode (when ``enabled``) and restore every sub-module's own
+    train/eval flag afterwards: explaining or scoring a model never changes its mode."""
+    flags = [(module, module.training) for module in model.modules()]
+    if enabled:
+        model.eval()
+    try:
+        yield
+    finally:
+        for module, flag in flags:
+            module.training = flag
 
 
 def reparameterize(

@@ -49,10 +49,17 @@ def _folders(root: Path) -> list[Path]:
     """``root`` and its sub-folders down to :data:`_DEPTH` levels, hidden ones left out."""
     found, frontier = [root], [root]
     for _ in range(_DEPTH):
-        frontier = [c for f in frontier for c in sorted(f.iterdir())
-                    if c.is_dir() and not c.name.startswith(".")]
+        frontier = [c for f in frontier for c in _children(f)]
         found += frontier
     return found
+
+
+def _children(folder: Path) -> list[Path]:
+    """Visible sub-folders of ``folder``; an unreadable folder has none."""
+    try:
+        return [c for c in sorted(folder.iterdir()) if c.is_dir() and not c.name.startswith(".")]
+    except OSError:
+        return []
 
 
 def _mvtec_problem(category: Path) -> str | None:
@@ -84,11 +91,19 @@ def discover(root: Path | None) -> Discovery:
     for folder in _folders(root):
         if folder.name in ("UCSDped1", "UCSDped2") and (folder / "Train").is_dir() \
                 and (folder / "Test").is_dir():
-            found.ucsd.append(folder)
+            first = next((f for f in found.ucsd if f.name == folder.name), None)
+            if first is None:
+                found.ucsd.append(folder)
+            else:  # results are laid out by dataset name: one folder per name
+                found.skipped.append(f"UCSD {folder}: a {folder.name} folder was found first at "
+                                     f"{first}")
         elif (folder / "train" / "good").is_dir() and (folder / "test").is_dir():
             problem = _mvtec_problem(folder)
             if problem:
                 found.skipped.append(f"MVTec-AD category {folder.name}: {problem}")
+            elif folder.name in found.mvtec_root:
+                found.skipped.append(f"MVTec-AD category {folder}: a category of that name was "
+                                     f"found first in {found.mvtec_root[folder.name]}")
             else:
                 found.mvtec_root[folder.name] = folder.parent
         elif (folder / "MNIST" / "raw").is_dir() and found.mnist_root is None:

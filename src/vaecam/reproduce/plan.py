@@ -37,14 +37,12 @@ from vaecam.reproduce.stages import Stage, logger, matches
 
 EXPERIMENTS = ("mnist", "ucsd", "mvtec", "dsprites")
 MNIST_DIGITS = (1, 3)  # the trained digits of the reproduction's Figures 1 and 2
-FIGURE1 = "figure1_methods_activations.png"
-FIGURE2 = "figure2_one_class.png"
 # Generated data of the smoke preset without --data: 'vaecam data synth' options per layout.
 SMOKE_DATA: dict[str, dict[str, Any]] = {
     "ucsd": {"name": "UCSDped1", "seed": 0},
     "mvtec": {"category": "synthetic", "n_train": 24, "seed": 0},
 }
-DATA_ESTIMATE = 5.0  # seconds to generate one small dataset
+DATA_ESTIMATE = 2.0  # seconds to generate one small dataset
 
 # Options read only where maps are scored (and by training's --track-localization).
 LOCALIZE_KEYS = frozenset({
@@ -106,10 +104,6 @@ class Plan:
 
 
 # --- layout --------------------------------------------------------------------------------------
-
-
-def mnist_dir(out: Path, digit: int) -> Path:
-    return Path(out) / "mnist" / f"digit{digit}"
 
 
 def train_dir(out: Path, experiment: str, dataset: str) -> Path:
@@ -559,28 +553,14 @@ def _localize_mvtec(options: dict[str, Any]) -> dict[str, Any]:
 def _mnist_figures(out: Path, runs: Mapping[int, Path], options: Mapping[str, Any], seed: int
                    ) -> dict[str, Any]:
     """Figures 1 and 2 of the reproduction from the first seed's models of digits 1 and 3."""
-    import torch
-
     from vaecam.experiments import mnist
     from vaecam.training.checkpoints import load_model
     from vaecam.training.run_folder import last_checkpoint
 
-    digits = _mnist_data(options).load()
     models = {d: load_model(last_checkpoint(run), expected=mnist.MODEL)[0]
               for d, run in runs.items()}
-    gen = torch.Generator().manual_seed(seed)
-
-    def pick(digit: int, k: int) -> torch.Tensor:
-        pool = digits.of(digit)
-        return pool[torch.randperm(len(pool), generator=gen)[:k]]
-
-    out.mkdir(parents=True, exist_ok=True)
+    fig1, fig2 = mnist.demo_figures(models, _mnist_data(options).load(), out, seed)
     layer = models[1].default_layer
-    fig1 = mnist.figure_methods(models[1], pick(7, 3), out / FIGURE1, layer)
-    panels = [(1, 9, models[1], pick(9, 2)), (1, 2, models[1], pick(2, 2)),
-              (1, 4, models[1], pick(4, 2)), (3, 8, models[3], pick(8, 2)),
-              (3, 5, models[3], pick(5, 2))]
-    fig2 = mnist.figure_one_class(panels, out / FIGURE2, layer)
     return {"figure1": str(fig1), "figure2": str(fig2), "layer": layer,
             "outputs": [str(fig1), str(fig2)]}
 
@@ -607,6 +587,7 @@ def _score_dsprites(run_dir: Path, options: Mapping[str, Any]) -> dict[str, Any]
 def _dsprites_summary(out: Path, runs: Sequence[Path]) -> dict[str, Any]:
     """Mean scores per (model, gamma), AD-FactorVAE vs FactorVAE paired by seed, Figure 5b."""
     from vaecam.experiments import dsprites
+    from vaecam.outputs import atomic_write_text
     from vaecam.report.references import DSPRITES_FACTORVAE_SCORE
     from vaecam.report.tables import markdown_table, write_json
     from vaecam.viz.scatter import disentanglement_scatter
@@ -624,8 +605,6 @@ def _dsprites_summary(out: Path, runs: Sequence[Path]) -> dict[str, Any]:
     pairs = markdown_table(["gamma", "seeds", "AD - FactorVAE (mean)", "verdict"],
                            [[p["gamma"], len(p["per_seed"]), p["diff_mean"], p["verdict"]]
                             for p in paired])
-    from vaecam.outputs import atomic_write_text
-
     atomic_write_text(out / "table.md", f"# dSprites summary\n\n{table}\n## AD-FactorVAE against "
                       f"FactorVAE, paired by seed\n\n{dsprites.PAIRED_NOTE}\n\n{pairs}\n"
                       "![Figure 5b](figure5b.png)\n")
@@ -657,6 +636,17 @@ def data_lines(plan: Plan) -> list[str]:
     return lines
 
 
+def _why(stage: Stage, to_run: Mapping[str, str]) -> str:
+    """Why a stage runs; for training, whether it continues a run folder's checkpoint."""
+    reason = to_run[stage.name]
+    if stage.kind != "train":
+        return reason
+    last = Path(stage.config["run"]) / "checkpoints" / "last.ckpt"
+    if reason == "forced":
+        return "forced: trains from the start"
+    return f"{reason}; continues {last}" if last.is_file() else reason
+
+
 def describe(plan: Plan, to_run: Mapping[str, str], commands: bool = False) -> list[str]:
     """The printed plan: data, every stage in order with its estimate and whether (and why) it
     runs, the total, and what is not run and why; ``commands`` adds each stage's command."""
@@ -669,7 +659,7 @@ def describe(plan: Plan, to_run: Mapping[str, str], commands: bool = False) -> l
     width = max((len(s.name) for s in plan.stages), default=10)
     for k, stage in enumerate(plan.stages, 1):
         if stage.name in to_run:
-            state = f"{format_duration(stage.estimate):>12}  run ({to_run[stage.name]})"
+            state = f"{format_duration(stage.estimate):>12}  run ({_why(stage, to_run)})"
         else:
             state = f"{'-':>12}  skip (finished earlier with the same configuration)"
         lines.append(f"  {k:>3}. {stage.name:<{width}}  {stage.kind:<8}{state}")

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from vaecam import __version__
+from vaecam.experiments.mnist import FIGURE1, FIGURE2
 from vaecam.report.document import (
     Cell,
     Document,
@@ -54,8 +55,6 @@ from vaecam.report.references import DSPRITES_FACTORVAE_SCORE, MVTEC_PIXEL, UCSD
 from vaecam.report.render import ReportFiles, write_report
 from vaecam.report.tables import fmt
 from vaecam.reproduce.plan import (
-    FIGURE1,
-    FIGURE2,
     Plan,
     figures_dir,
     localize_dir,

@@ -1,0 +1,377 @@
+"""``vaecam reproduce`` end to end: one smoke run of every experiment shared by the tests (and
+its immediate rerun, which must skip everything), the report in headless Chromium, a training
+interrupted by SIGINT and continued by the same command, the stage runner's skip / re-run /
+failure rules on toy stages, and bad input ending in one-line errors."""
+
+from __future__ import annotations
+
+import contextlib
+import html
+import io
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from vaecam.cli import main
+from vaecam.data.synthetic import make_mvtec_like, make_ucsd_like
+from vaecam.outputs import OutputFolder
+from vaecam.reproduce.stages import Stage, StageRunner
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+
+SECTIONS = ["Summary", "Beyond the paper", "MNIST (claim 1)", "Trained on 1", "Trained on 3",
+            "UCSD pedestrians (claim 2)", "UCSDped1", "MVTec-AD (claim 2)", "synthetic",
+            "dSprites (claim 3)", "Stages", "How to rerun"]
+
+
+
+def run(args: list) -> tuple[int, str, str, float]:
+    """``vaecam ARGS`` in this process: exit status, stdout, stderr, wall seconds."""
+    out, err = io.StringIO(), io.StringIO()
+    start = time.perf_counter()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main([str(a) for a in args])
+    return code, out.getvalue(), err.getvalue(), time.perf_counter() - start
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """``vaecam reproduce --preset smoke`` into a new folder, then the same command again."""
+    out = tmp_path_factory.mktemp("reproduce") / "smoke"
+    args = ["reproduce", "--preset", "smoke", "--out", out, "--no-progress"]
+    first = run(args)
+    second = run(args)
+    return {"out": out, "first": first, "second": second, "args": args}
+
+
+def files_and_times(folder: Path) -> dict[str, float]:
+    return {p.relative_to(folder).as_posix(): p.stat().st_mtime_ns
+            for p in folder.rglob("*") if p.is_file()}
+
+
+# --- the smoke run ---------------------------------------------------------------------------
+
+
+def test_smoke_run_writes_the_report_and_every_stage_succeeds(smoke):
+    out = smoke["out"]
+    code, stdout, stderr, seconds = smoke["first"]
+    assert code == 0, stderr
+    assert seconds < 600
+    plan_head = stdout[: stdout.index("[1/")]
+    assert "stages, in order" in plan_head and "to run: 16 of 16 stages, about" in plan_head
+    for name in ("data/ucsd", "mnist/digit1/seed0", "mnist/localize_digit3", "mnist/figures",
+                 "ucsd/UCSDped1/train/seed0", "mvtec/synthetic/localize",
+                 "dsprites/ad-factorvae_gamma40/seed0/score", "dsprites/summary"):
+        assert re.search(rf"\[\d+/16\] {re.escape(name)} done in ", stdout), name
+    assert re.search(r"ETA \d", stdout)
+    for name in ("report.md", "report.html", "results.json", "reproduce.log"):
+        assert (out / name).is_file(), name
+    # the fixed layout
+    for folder in ("mnist/digit1/seed0/checkpoints", "mnist/localize_digit1", "mnist/figures",
+                   "ucsd/UCSDped1/train/seed0", "ucsd/UCSDped1/localize",
+                   "mvtec/synthetic/train/seed0", "mvtec/synthetic/localize",
+                   "dsprites/factorvae_gamma40/seed0", "dsprites/summary", "data/mvtec/synthetic"):
+        assert (out / folder).is_dir(), folder
+    assert (out / "dsprites/ad-factorvae_gamma40/seed0/score.json").is_file()
+    assert (out / "dsprites/summary/figure5b.png").is_file()
+    marker = json.loads((out / ".vaecam.json").read_text())
+    assert marker["command"] == "reproduce"
+    assert {"report.md", "report.html", "results.json", "reproduce.log"} <= set(marker["files"])
+    log = (out / "reproduce.log").read_text()
+    assert "stages, in order" in log and "dsprites/summary done in" in log
+
+
+def test_results_json_holds_stages_cells_verdicts_and_environment(smoke):
+    results = json.loads((smoke["out"] / "results.json").read_text())
+    assert len(results["stages"]) == 16
+    assert {s["status"] for s in results["stages"].values()} == {"skipped"}  # the rerun wrote it
+    localize = results["stages"]["ucsd/UCSDped1/localize"]
+    assert localize["config"]["maps"] == "cheap" and "--maps cheap" in localize["command"]
+    train = results["stages"]["mvtec/synthetic/train/seed0"]
+    assert train["command"].startswith("vaecam train mvtec --preset smoke")
+    assert train["result"]["global_step"] > 0
+    cells = results["experiments"]["ucsd"]["UCSDped1"]["cells"]
+    assert "recon-abs" in cells and "attention conv1 m1 relu" in cells
+    assert not any("projection" in name for name in cells)
+    pixel = cells["attention conv1 m1 relu"]["pixel_auroc"]
+    assert 0 <= pixel["ci95"][0] <= pixel["mean"] <= pixel["ci95"][1] <= 1
+    assert set(results["experiments"]) == {"mnist", "ucsd", "mvtec", "dsprites"}
+    assert results["experiments"]["dsprites"]["paired"][0]["gamma"] == 40.0
+    assert [v["claim"][:7] for v in results["verdicts"]] == ["Claim 1", "Claim 2", "Claim 3"]
+    assert all(v["verdict"] and v["evidence"] for v in results["verdicts"])
+    env = results["environment"]
+    assert env["torch"] == torch.__version__ and env["vaecam"] and env["device"]
+    assert results["command"].startswith("vaecam reproduce --preset smoke --out /")
+    assert results["failed"] == [] and results["data"]["generated"] is True
+
+
+def test_rerun_skips_every_stage_in_under_a_tenth_of_the_time(smoke):
+    code, stdout, stderr, seconds = smoke["second"]
+    assert code == 0, stderr
+    assert "to run: 0 of 16 stages" in stdout
+    assert stdout.count("skipped (finished earlier with the same configuration)") == 16
+    first = smoke["first"][3]
+    print(f"smoke reproduce: first run {first:.1f} s, rerun {seconds:.1f} s")
+    assert seconds < 0.1 * first
+
+
+def test_a_changed_option_reaches_only_the_stages_it_affects(smoke):
+    out = smoke["out"]
+    before = files_and_times(out)
+    code, stdout, _, _ = run([*smoke["args"], "--maps", "recon-abs,attention", "--dry-run"])
+    assert code == 0
+    lines = {m.group(1): m.group(2) for m in re.finditer(r"\d+\. (\S+) .*?  (run|skip)",
+                                                         stdout)}
+    assert len(lines) == 16
+    assert {n for n, state in lines.items() if state == "run"} == {
+        "mnist/localize_digit1", "mnist/localize_digit3", "ucsd/UCSDped1/localize",
+        "mvtec/synthetic/localize"}
+    assert "run (configuration changed)" in stdout
+    assert "$ vaecam localize ucsd --preset smoke" in stdout  # --dry-run prints the commands
+    code, stdout, _, _ = run([*smoke["args"], "--force", "mvtec/synthetic", "--force",
+                              "summary", "--dry-run"])
+    assert code == 0
+    forced = re.findall(r"\d+\. (\S+) .*run \(forced", stdout)
+    assert forced == ["mvtec/synthetic/train/seed0", "mvtec/synthetic/localize",
+                      "dsprites/summary"]
+    assert "to run: 3 of 16" in stdout
+    assert files_and_times(out) == before  # a dry run writes nothing
+
+
+def _unescape(markdown: str) -> str:
+    return html.unescape(re.sub(r"\\(.)", r"\1", markdown)).strip()
+
+
+def _markdown_tables(text: str) -> list[list[str]]:
+    """Header cells of every Markdown table."""
+    lines = text.splitlines()
+    return [[_unescape(c) for c in re.split(r"(?<!\\)\|", line.strip().strip("|"))]
+            for i, line in enumerate(lines)
+            if line.startswith("|") and i + 1 < len(lines) and lines[i + 1].startswith("|---")]
+
+
+def test_report_renders_in_chromium(smoke, browser, tmp_path):
+    out = smoke["out"]
+    markdown = (out / "report.md").read_text()
+    headings = [_unescape(line.lstrip("#")) for line in markdown.splitlines()
+                if re.match(r"#{2,6} ", line) and line != "## Contents"]
+    tables = _markdown_tables(markdown)
+    n_figures = len(re.findall(r"^!\[", markdown, flags=re.M))
+    assert set(SECTIONS) <= set(headings) and n_figures >= 10
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto((out / "report.html").as_uri(), wait_until="load")
+    rendered = page.evaluate("""() => [...document.querySelectorAll('main section')]
+        .map(s => s.querySelector(':scope > :is(h2, h3, h4, h5, h6)').innerText)""")
+    assert rendered == headings
+    html_tables = page.evaluate("""() => [...document.querySelectorAll('table')]
+        .map(t => [[...t.rows[0].cells].map(c => c.innerText), t.rows.length])""")
+    assert [headers for headers, _ in html_tables] == tables
+    assert all(rows >= 2 for _, rows in html_tables)
+    images = page.evaluate("""() => [...document.images]
+        .map(i => i.complete && i.naturalWidth > 0)""")
+    assert images == [True] * n_figures
+    assert page.locator(".verdict").count() == 3
+    shot = tmp_path / "reproduce-report.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert errors == []
+    assert shot.stat().st_size > 10_000
+
+
+# --- interruption --------------------------------------------------------------------------
+
+
+def test_sigint_during_training_exits_130_and_the_same_command_continues(tmp_path):
+    config = tmp_path / "dsprites.yaml"
+    config.write_text("presets:\n  smoke:\n    models: [factorvae]\n    max_steps: 150\n"
+                      "    score_every: 0\n    checkpoint_every_steps: 5\n")
+    out = tmp_path / "out"
+    args = ["reproduce", "--preset", "smoke", "--only", "dsprites", "--config",
+            f"dsprites={config}", "--out", str(out), "--no-progress"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "vaecam", *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    run_dir = out / "dsprites/factorvae_gamma40/seed0"
+    last = run_dir / "checkpoints/last.ckpt"
+    deadline = time.monotonic() + 180
+    while not last.is_file() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert last.is_file(), proc.communicate()
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    assert stderr.strip().splitlines()[-1] == ("vaecam: interrupted; run the same command "
+                                               "again to continue")
+    stopped = torch.load(last, weights_only=True, map_location="cpu")["global_step"]
+    assert 0 < stopped < 150
+    assert not (out / "report.html").exists()
+
+    code, stdout, stderr, _ = run(args)
+    assert code == 0, stderr
+    assert "dsprites/factorvae_gamma40/seed0 ... (not run before" in stdout
+    record = json.loads((out / ".stages/dsprites__factorvae_gamma40__seed0.json").read_text())
+    assert record["result"]["resumed_from_step"] == stopped
+    assert record["result"]["global_step"] == 150
+    versions = sorted(p.name for p in (run_dir / "logs/csv").iterdir())
+    assert versions == ["version_0", "version_1"]
+    resumed_log = (run_dir / "logs/csv/version_1/metrics.csv").read_text().splitlines()
+    step_column = resumed_log[0].split(",").index("step")
+    assert int(resumed_log[1].split(",")[step_column]) >= stopped
+    assert (run_dir / "score.json").is_file() and (out / "report.html").is_file()
+
+
+# --- the stage runner on toy stages ------------------------------------------------------------
+
+
+class Toy:
+    """Stages that count their runs; ``broken`` ones raise."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.calls: list[str] = []
+        self.broken: set[str] = set()
+
+    def stage(self, name: str, config: dict, needs: tuple[str, ...] = ()) -> Stage:
+        def work() -> dict:
+            self.calls.append(name)
+            if name in self.broken:
+                raise ValueError(f"{name} is broken")
+            output = self.folder / f"{name}.txt"
+            output.write_text(name)
+            return {"outputs": [str(output)]}
+
+        return Stage(name, "toy" if name != "c" else "other", config, work, 1.0, needs)
+
+    def run(self, stages: list[Stage], force: tuple[str, ...] = ()) -> dict[str, str]:
+        self.calls.clear()
+        runner = StageRunner(self.folder, force, announce=lambda line: None)
+        return {name: o.status for name, o in runner.run_all(stages).items()}
+
+
+def test_stage_runner_skips_current_stages_and_reruns_what_a_change_reaches(tmp_path):
+    toy = Toy(tmp_path)
+    a, b, c = toy.stage("a", {"x": 1}), toy.stage("b", {"y": 1}, ("a",)), toy.stage("c", {})
+    assert toy.run([a, b, c]) == {"a": "done", "b": "done", "c": "done"}
+    assert toy.run([a, b, c]) == {"a": "skipped", "b": "skipped", "c": "skipped"}
+    assert toy.calls == []
+    changed = toy.stage("a", {"x": 2})
+    toy.run([changed, b, c])
+    assert toy.calls == ["a", "b"]  # b needs a
+    toy.run([changed, toy.stage("b", {"y": 2}, ("a",)), c])
+    assert toy.calls == ["b"]
+    (tmp_path / "c.txt").unlink()  # an output went missing
+    toy.run([changed, b, c])
+    assert toy.calls == ["b", "c"]
+    toy.run([changed, b, c], force=("other",))  # by kind
+    assert toy.calls == ["c"]
+    toy.run([changed, b, c], force=("a",))  # by name: its dependants follow
+    assert toy.calls == ["a", "b"]
+    runner = StageRunner(tmp_path, ("a",), announce=lambda line: None)
+    runner.run_all([changed])  # a ran again, b did not (an interrupted invocation)
+    assert StageRunner(tmp_path).plan([changed, b, c]) == {"b": "a ran again since"}
+
+
+def test_a_failed_stage_blocks_its_dependants_and_the_others_go_on(tmp_path, caplog):
+    toy = Toy(tmp_path)
+    stages = [toy.stage("a", {}), toy.stage("b", {}, ("a",)), toy.stage("c", {})]
+    toy.broken.add("a")
+    with caplog.at_level("ERROR", logger="vaecam.reproduce"):
+        assert toy.run(stages) == {"a": "failed", "b": "blocked", "c": "done"}
+    assert "Traceback" in caplog.text and "a is broken" in caplog.text
+    toy.broken.clear()
+    toy.run(stages)
+    assert toy.calls == ["a", "b"]
+
+
+def test_a_stage_that_fails_is_reported_exit_status_1_and_the_report_is_written(tmp_path):
+    root = tmp_path / "data"
+    for folder in ("UCSDped2/Train", "UCSDped2/Test"):
+        (root / folder).mkdir(parents=True)
+    out = tmp_path / "out"
+    code, stdout, _, _ = run(["reproduce", "--preset", "smoke", "--data", root, "--only", "ucsd",
+                              "--out", out, "--no-progress"])
+    assert code == 1
+    assert "ucsd/UCSDped2/train/seed0 FAILED: no training clips" in stdout
+    assert "ucsd/UCSDped2/localize BLOCKED: needs ucsd/UCSDped2/train/seed0" in stdout
+    results = json.loads((out / "results.json").read_text())
+    assert results["failed"] == ["ucsd/UCSDped2/train/seed0", "ucsd/UCSDped2/localize"]
+    assert results["verdicts"][0]["verdict"] == "not evaluated"
+    assert "stage(s) failed" in (out / "report.md").read_text()
+    log = out / "reproduce.log"
+    assert run(["reproduce", "--preset", "smoke", "--data", root, "--only", "ucsd", "--out", out,
+                "--no-progress"])[0] == 1
+    assert log.read_text().count("=== vaecam reproduce") == 2  # continued: the log grows
+    assert run(["reproduce", "--preset", "smoke", "--data", root, "--only", "ucsd", "--out", out,
+                "--no-progress", "--overwrite"])[0] == 1
+    assert log.read_text().count("=== vaecam reproduce") == 1  # replaced
+
+
+# --- bad input ---------------------------------------------------------------------------------
+
+
+def one_line_error(result: tuple[int, str, str, float], needle: str) -> None:
+    code, _, err, _ = result
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("vaecam: error:"), err
+    assert needle in lines[0], lines[0]
+
+
+def test_data_folder_missing_or_unrecognisable(tmp_path):
+    out = tmp_path / "out"
+    one_line_error(run(["reproduce", "--data", tmp_path / "nope", "--out", out, "--dry-run"]),
+                   "not found; expected layouts: ROOT/**/UCSDped1|UCSDped2")
+    (tmp_path / "empty").mkdir()
+    one_line_error(run(["reproduce", "--data", tmp_path / "empty", "--out", out]),
+                   "nothing recognisable in")
+    assert not out.exists()
+
+
+def test_a_category_without_masks_is_skipped_and_named_in_the_plan(tmp_path):
+    root = tmp_path / "data"
+    make_mvtec_like(root / "mvtec", "good_one", n_train=4, n_test_good=1, n_test_defect=1)
+    make_mvtec_like(root / "mvtec", "no_masks", n_train=4, n_test_good=1, n_test_defect=1)
+    shutil.rmtree(root / "mvtec/no_masks/ground_truth")
+    make_ucsd_like(root / "ucsd", "UCSDped2")
+    code, stdout, _, _ = run(["reproduce", "--preset", "smoke", "--data", root,
+                              "--out", tmp_path / "out", "--dry-run"])
+    assert code == 0
+    assert "mvtec/good_one/localize" in stdout and "mvtec/no_masks" not in stdout
+    assert "not run:\n  - MVTec-AD category no_masks: no mask for 1 image(s) of test/patch" \
+        in stdout
+    assert "ucsd/UCSDped2/train/seed0" in stdout and not (tmp_path / "out").exists()
+
+
+def test_bad_options_are_one_line_errors(tmp_path):
+    out = tmp_path / "out"
+    base = ["reproduce", "--preset", "smoke", "--out", out, "--dry-run"]
+    one_line_error(run([*base, "--only", "mnist,cifar"]), "--only: unknown experiment 'cifar'")
+    one_line_error(run([*base, "--only", "mnist", "--force", "ucsd"]), "--force ucsd: no stage")
+    one_line_error(run([*base, "--force", "mnist/digit7"]), "--force mnist/digit7: no stage")
+    one_line_error(run([*base, "--config", "cifar=x.yaml"]), "--config 'cifar=x.yaml'")
+    one_line_error(run(["reproduce", "--preset", "cpu", "--only", "ucsd", "--out", out]),
+                   "--only ucsd: UCSD: no UCSDped1/UCSDped2 folder")
+    one_line_error(run([*base, "--maps", "recon-abs,nope"]), "unknown anomaly map 'nope'")
+    assert not out.exists()
+
+
+def test_a_folder_of_another_command_is_refused_even_with_overwrite(tmp_path):
+    out = tmp_path / "explained"
+    with OutputFolder(out, "explain"):
+        (out / "digit7.png").write_bytes(b"png")
+    before = files_and_times(out)
+    for extra in ([], ["--overwrite"], ["--dry-run"]):
+        one_line_error(run(["reproduce", "--preset", "smoke", "--only", "mnist", "--out", out,
+                            *extra]), "holds the results of 'vaecam explain'")
+    assert files_and_times(out) == before
