@@ -225,3 +225,50 @@ def test_synth_refuses_options_of_the_other_kind_and_non_empty_out(synth, tmp_pa
     _one_line_error(code, err, "already holds")
     frame = np.asarray(Image.open(next((synth / "ucsd/UCSDped1/Test/Test001").iterdir())))
     assert frame.shape == (80, 120)
+
+
+def test_a_model_trained_into_collapse_is_flagged(synth, tmp_path, capsys):
+    """A KL weight of 10,000 (recon scale 1e-4) collapses the posterior on purpose."""
+    run, out = tmp_path / "run", tmp_path / "loc"
+    assert main(["train", "ucsd", "--preset", "smoke", "--data", str(synth / "ucsd/UCSDped1"),
+                 "--out", str(run), "--max-epochs", "3", "--recon-scale", "0.0001",
+                 "--no-progress"]) == 0
+    capsys.readouterr()
+    code, stdout, err = run_cli(["localize", "ucsd", "--preset", "smoke", "--checkpoint", run,
+                                 "--out", out, "--maps", "attention", "--layer", "conv3",
+                                 "--no-progress"], capsys)
+    assert code == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["latent"]["0"]["active_units"] == 0 and results["collapsed_seeds"] == [0]
+    warnings = [line for line in err.splitlines() if line.startswith("vaecam: warning:")]
+    assert len(warnings) == 1 and "collapsed" in warnings[0]
+    table = (out / "table.md").read_text()
+    attention_rows = [line for line in table.splitlines() if line.startswith("| attention")]
+    assert attention_rows and all("⚠ collapsed latent" in line for line in attention_rows)
+    assert "| recon-abs |" in table  # the baseline is not marked
+
+
+def test_bad_localisation_requests_are_one_line_errors(ucsd_run, synth, tmp_path, capsys):
+    base = ["localize", "ucsd", "--preset", "smoke", "--checkpoint", ucsd_run, "--no-progress"]
+    code, _, err = run_cli([*base, "--out", tmp_path / "a", "--resamples", "50"], capsys)
+    _one_line_error(code, err, "--resamples: must be an integer >= 100")
+    code, _, err = run_cli([*base, "--out", tmp_path / "b", "--maps", "recon-abs,nope"], capsys)
+    _one_line_error(code, err, "unknown anomaly map 'nope'")
+    code, _, err = run_cli([*base, "--out", tmp_path / "c", "--projection-steps", "-1"], capsys)
+    _one_line_error(code, err, "--projection-steps")
+    code, _, err = run_cli([*base, "--out", tmp_path / "d", "--smooth-sigma", "-2"], capsys)
+    _one_line_error(code, err, "--smooth-sigma")
+    # a subset with no anomalous pixel (the first test clip's first frames are all normal)
+    code, _, err = run_cli([*base, "--out", tmp_path / "e", "--clips", "Test001",
+                            "--max-images", "1"], capsys)
+    _one_line_error(code, err, "no anomalous pixel")
+    code, _, err = run_cli([*base, "--out", tmp_path / "f", "--seeds", "3"], capsys)
+    _one_line_error(code, err, "no run for seed 3")
+
+
+def test_options_that_do_nothing_are_named(ucsd_run, tmp_path, capsys):
+    code, _, err = run_cli(["train", "dsprites", "--preset", "smoke", "--model", "factorvae",
+                            "--lambda", "2", "--max-steps", "1", "--out", tmp_path / "d",
+                            "--no-progress"], capsys)
+    assert code == 0
+    assert "vaecam: warning: --lambda only applies to ad-factorvae" in err

@@ -45,7 +45,10 @@ def test_explain_writes_grids_and_raw_maps(mnist_checkpoint, tmp_path, capsys):
     maps = np.load(out / "digit7_method1_relu_encoder-2.npz")
     assert maps["maps"].shape == (3, 28, 28) and maps["images"].shape == (3, 1, 28, 28)
     assert (out / "digit9_method1_relu_encoder-2.png").stat().st_size > 5000
-    assert json.loads((out / "explain.json").read_text())["trained_digit"] == 1
+    explained = json.loads((out / "explain.json").read_text())
+    assert explained["trained_digit"] == 1
+    assert set(explained["latent"]) >= {"kl", "active_units", "mu_std", "collapsed"}
+    assert "latent health on held-out digits" in capsys.readouterr().out
     # method 2, abs, another layer, into the same folder only with --overwrite
     args = ["explain", "--checkpoint", str(mnist_checkpoint), "--digits", "4", "--method", "2",
             "--activation", "abs", "--layer", "encoder.0", "--out", str(out)]

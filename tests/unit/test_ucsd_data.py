@@ -55,8 +55,8 @@ def test_train_frames_cover_all_clips(synth_ucsd_root: Path) -> None:
     assert UCSDTrainFrames(synth_ucsd_root, size=32)[3].shape == (1, 32, 32)
 
 
-def test_test_clips_skip_unlabelled_with_warning(synth_ucsd_root: Path, caplog) -> None:
-    with caplog.at_level(logging.WARNING, logger="vaecam.data.ucsd"):
+def test_test_clips_skip_unlabelled_and_log_it(synth_ucsd_root: Path, caplog) -> None:
+    with caplog.at_level(logging.INFO, logger="vaecam.data.ucsd"):
         ds = UCSDTestClips(synth_ucsd_root)
     assert ds.skipped_clips == ["Test003"]
     assert "Test003" in caplog.text
@@ -241,7 +241,7 @@ def test_download_verifies_and_unpacks(local_archive, tmp_path: Path, caplog) ->
     found = download_ucsd(tmp_path / "dest", sha256=sha, url=url)
     assert found == tmp_path / "dest" / "UCSD_Anomaly_Dataset.v1p2"
     assert len(UCSDTrainFrames(found / "UCSDped1")) == 2 * FRAMES
-    with caplog.at_level(logging.WARNING, logger="vaecam.data.ucsd"):
+    with caplog.at_level(logging.INFO, logger="vaecam.data.ucsd"):
         download_ucsd(tmp_path / "dest2", url=url)
     assert sha in caplog.text
 

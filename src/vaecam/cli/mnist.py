@@ -86,6 +86,14 @@ def _explain(args: argparse.Namespace) -> int:
             data=data, seed=args.seed, **attention)
     for path in written["files"]:
         print(path)
+    health = written.get("latent")
+    if health:
+        print(f"latent health on held-out digits: KL {health['kl']:.3g} nats, "
+              f"{health['active_units']} of {health['latent_dim']} active units, std of mu "
+              f"{health['mu_std']:.2g}")
+        if health["collapsed"]:
+            warn("the model's latent has collapsed (0 active units): mu does not depend on the "
+                 "input, so these maps are not evidence about what it encodes")
     return 0
 
 

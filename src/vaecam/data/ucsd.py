@@ -188,8 +188,8 @@ class UCSDTestClips(Dataset[tuple[Tensor, Tensor, str, int]]):
                     UCSDFrame(name, number, path)
                     for number, path in _numbered_images(available[name]).items()
                 ]
-        if self.skipped_clips:
-            logger.warning(
+        if self.skipped_clips:  # named in every result of a localisation run, too
+            logger.info(
                 "UCSD: skipping test clips without pixel masks (no TestNNN_gt folder): %s",
                 ", ".join(self.skipped_clips),
             )

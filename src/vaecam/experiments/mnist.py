@@ -38,6 +38,7 @@ from vaecam.experiments.localization import (  # noqa: E402
 from vaecam.experiments.mnist_anomalies import paste_strokes  # noqa: E402
 from vaecam.experiments.seeds import train_each_seed  # noqa: E402
 from vaecam.experiments.training import loss_switches, tracking_callbacks  # noqa: E402
+from vaecam.metrics.latent import latent_summary  # noqa: E402
 from vaecam.models import VAE  # noqa: E402
 from vaecam.outputs import atomic_write_text  # noqa: E402
 from vaecam.report.localization import (  # noqa: E402
@@ -99,7 +100,9 @@ def reconstruct(model: VAE, x: Tensor) -> Tensor:
 def explain_digits(checkpoint: Path, digits: Sequence[int], out: Path, method: str = "1",
                    activation: str = "relu", layer: str | None = None, n_per_digit: int = 6,
                    data: MNISTData | None = None, seed: int = 0, **attention: Any) -> dict:
-    """Write a PNG grid (input, reconstruction, overlay) and the raw maps (.npz) per digit."""
+    """Write a PNG grid (input, reconstruction, overlay) and the raw maps (.npz) per digit, and
+    ``explain.json`` with the latent health of the model on the held-out digits of its class
+    (``latent``: KL, active units, spread of mu; ``collapsed`` when no unit is active)."""
     model, meta = load_model(checkpoint, expected=MODEL)
     layer = layer or model.default_layer
     explainer = AttentionExplainer(model, layer, activation=activation,
@@ -124,7 +127,11 @@ def explain_digits(checkpoint: Path, digits: Sequence[int], out: Path, method: s
         np.savez_compressed(npz, images=x.numpy(), maps=maps.numpy(), digit=digit,
                             layer=layer, method=method, activation=activation)
         written["files"] += [str(png), str(npz)]
-    write_json(out / "explain.json", {**written, "trained_digit": meta.get("digit")})
+    trained = meta.get("digit")
+    if trained is not None:
+        held_out = one_class_split(all_digits, int(trained), seed=SPLIT_SEED).val
+        written["latent"] = latent_summary(model, held_out)
+    write_json(out / "explain.json", {**written, "trained_digit": trained})
     return written
 
 

@@ -16,7 +16,7 @@ from vaecam.experiments.training import tracking_callbacks, train_vae
 from vaecam.models.mvtec import ResNet18VAE
 from vaecam.outputs import OutputFolder
 from vaecam.report.localization import METRIC_NAMES, best_per_family, values_by
-from vaecam.report.references import MVTEC_PIXEL
+from vaecam.report.references import MVTEC_MAPS_MEAN_PIXEL_AUROC, MVTEC_PIXEL
 from vaecam.report.tables import markdown_table
 from vaecam.training.trainer import TrainConfig
 
@@ -121,6 +121,10 @@ def localize_mvtec(options: dict[str, Any]) -> dict[str, Any]:
         )
         if category not in MVTEC_PIXEL:
             note += f" No published numbers for category '{category}'."
+        note += (" Published pixel AUROC of other map methods, mean over the 15 categories "
+                 "(context, not this category): " + "; ".join(
+                     f"{name} {value:.2f}" for name, value in MVTEC_MAPS_MEAN_PIXEL_AUROC.items())
+                 + ".")
         record = {
             "experiment": "mvtec-localization",
             "note": note,
@@ -133,7 +137,8 @@ def localize_mvtec(options: dict[str, Any]) -> dict[str, Any]:
                          "eval_batch_size": options.get("eval_batch_size"),
                          "device": str(loc.resolve_device(options.get("device"))),
                          "preset": options.get("preset")},
-            "references": {"mvtec_pixel": MVTEC_PIXEL.get(category)},
+            "references": {"mvtec_pixel": MVTEC_PIXEL.get(category),
+                           "maps_mean_pixel_auroc": MVTEC_MAPS_MEAN_PIXEL_AUROC},
             "out": str(folder.path),
         }
         results = loc.results_json(agg, cfg, record)

@@ -106,6 +106,9 @@ def localize_ucsd(options: dict[str, Any]) -> dict[str, Any]:
         note = (f"Data: {root.name}, {agg.first.n_images} test frames ({frames}; "
                 f"{agg.first.n_anomalous} anomalous), maps {cfg.resize}, grad norm "
                 f"{cfg.grad_norm}.")
+        if test_set.skipped_clips:
+            note += (f" Test clips without pixel masks, left out: "
+                     f"{', '.join(test_set.skipped_clips)}.")
         if "ped1" not in root.name.lower():
             note += (f" The paper and reproduction columns are UCSD Ped1 numbers; this run used "
                      f"{root.name}, so they are not directly comparable.")

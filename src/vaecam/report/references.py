@@ -46,3 +46,13 @@ DSPRITES_FACTORVAE_SCORE: dict[str, str] = {
     "public reproduction FactorVAE (gamma 40, latent 32, 3e5 it, 3 seeds)": "0.74-0.84",
     "public reproduction AD-FactorVAE (lambda 40)": "0.85-0.86",
 }
+
+# Pixel AUROC of other map methods, mean over the 15 MVTec-AD categories, as quoted in the
+# project's issue from Dehaene et al., "Iterative energy-based projection on a normal data
+# manifold for anomaly localization" (ICLR 2020), whose table compares with the autoencoder
+# baselines of Bergmann et al. (CVPR 2019). Means, not per-category numbers: context only.
+MVTEC_MAPS_MEAN_PIXEL_AUROC: dict[str, float] = {
+    "projection (Dehaene et al. 2020)": 0.89,
+    "SSIM autoencoder (Bergmann et al. 2019)": 0.87,
+    "L2 autoencoder (Bergmann et al. 2019)": 0.82,
+}
