@@ -117,27 +117,10 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _localize(args: argparse.Namespace) -> int:
-    from vaecam.experiments import localization as loc
     from vaecam.experiments import mnist
-    from vaecam.outputs import OutputFolder
 
     options = merged(args, "mnist")
-    data = _data(options)
-    models, metas, checkpoints = loc.load_models(options["checkpoint"], options.get("seeds"),
-                                                 mnist.MODEL)
-    digit = options.get("digit")
-    digit = int(digit if digit is not None else next(iter(metas.values())).get("digit", 1))
-    inputs = [*checkpoints.values(), *([data.root] if data.root else [])]
-    with OutputFolder(options["out"], "localize mnist", inputs,
-                      overwrite=bool(options.get("overwrite"))) as folder:
-        agg, cfg = mnist.localize_mnist(models, digit, data.load(), options)
-        record = {"experiment": "mnist-localization", "digit": digit, "out": str(folder.path),
-                  "checkpoints": {str(k): str(v) for k, v in checkpoints.items()},
-                  "note": f"Trained on {digit}; held-out {digit}s with a pasted stroke of "
-                          "another digit (the mask is the added ink), and the clean ones."}
-        results = loc.write_outputs(folder.path, agg, loc.results_json(agg, cfg, record),
-                                    f"MNIST localisation, trained on {digit}")
-    return print_localization(results)
+    return print_localization(mnist.localize_runs(options, _data(options)))
 
 
 def register(verbs: argparse._SubParsersAction, groups: dict[str, Any]) -> None:

@@ -32,6 +32,7 @@ from vaecam.experiments.localization import (  # noqa: E402
     LocalizationConfig,
     config_from_options,
     evaluate_seeds,
+    load_models,
     results_json,
     write_outputs,
 )
@@ -40,7 +41,7 @@ from vaecam.experiments.seeds import train_each_seed  # noqa: E402
 from vaecam.experiments.training import loss_switches, tracking_callbacks  # noqa: E402
 from vaecam.metrics.latent import latent_summary  # noqa: E402
 from vaecam.models import VAE  # noqa: E402
-from vaecam.outputs import atomic_write_text  # noqa: E402
+from vaecam.outputs import OutputFolder, atomic_write_text  # noqa: E402
 from vaecam.report.localization import (  # noqa: E402
     collapse_warning,
     latent_table,
@@ -210,6 +211,31 @@ def figure_one_class(panels: Sequence[tuple[int, int, VAE, Tensor]], path: Path,
     return save(fig, path)
 
 
+def write_localization(folder: Path, agg: Aggregate, cfg: LocalizationConfig, digit: int,
+                       checkpoints: dict[int, Path]) -> dict[str, Any]:
+    """Tables, figures and results.json of one trained digit's localisation into ``folder``."""
+    record = {"experiment": "mnist-localization", "digit": digit, "out": str(folder),
+              "checkpoints": {str(s): str(p) for s, p in checkpoints.items()},
+              "note": f"Trained on {digit}; {agg.first.n_anomalous} held-out {digit}s with a "
+                      f"pasted stroke of another digit (the mask is the added ink) and "
+                      f"{agg.first.n_images - agg.first.n_anomalous} clean ones."}
+    return write_outputs(folder, agg, results_json(agg, cfg, record),
+                         f"MNIST localisation, trained on {digit}")
+
+
+def localize_runs(options: dict[str, Any], data: MNISTData) -> dict[str, Any]:
+    """``vaecam localize mnist``: every seed's model of ``options["checkpoint"]`` scored on the
+    pasted-stroke set of its digit, written into ``options["out"]``; returns the results."""
+    models, metas, checkpoints = load_models(options["checkpoint"], options.get("seeds"), MODEL)
+    digit = options.get("digit")
+    digit = int(digit if digit is not None else next(iter(metas.values())).get("digit", 1))
+    inputs = [*checkpoints.values(), *([data.root] if data.root else [])]
+    with OutputFolder(options["out"], "localize mnist", inputs,
+                      overwrite=bool(options.get("overwrite"))) as folder:
+        agg, cfg = localize_mnist(models, digit, data.load(), options)
+        return write_localization(folder.path, agg, cfg, digit, checkpoints)
+
+
 FIGURE1 = "figure1_methods_activations.png"
 FIGURE2 = "figure2_one_class.png"
 
@@ -260,14 +286,8 @@ def run_demo(out: Path, cfg_for: Any, data: MNISTData, options: dict[str, Any],
         agg, loc_cfg = localize_mnist(models[digit], digit, digits, options)
         folder = out / f"localization_digit{digit}"
         folder.mkdir(exist_ok=True)
-        record = {"experiment": "mnist-localization", "digit": digit,
-                  "checkpoints": {str(s): str(p) for s, p in checkpoints[digit].items()},
-                  "note": f"Trained on {digit}; {agg.first.n_anomalous} held-out {digit}s with "
-                          f"a pasted stroke of another digit (the mask is the added ink) and "
-                          f"{agg.first.n_images - agg.first.n_anomalous} clean ones."}
-        results = results_json(agg, loc_cfg, record)
-        localization[str(digit)] = write_outputs(folder, agg, results,
-                                                 f"MNIST localisation, trained on {digit}")
+        localization[str(digit)] = write_localization(folder, agg, loc_cfg, digit,
+                                                      checkpoints[digit])
     payload = {"figures": {"figure1": str(fig1), "figure2": str(fig2)},
                "checkpoints": {str(d): {str(s): str(p) for s, p in c.items()}
                                for d, c in checkpoints.items()},

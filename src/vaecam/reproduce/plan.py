@@ -17,13 +17,12 @@ layout are found and reused:
 
 A stage's configuration (its fingerprint) holds only the options that change its result:
 training options for a train stage, map and bootstrap options for a localize stage, metric
-sizes for a score stage; a changed option re-runs the stages it reaches and no other.
+sizes for a score stage; a changed option re-runs the stages it reaches and no other. What the
+stages run is in :mod:`vaecam.reproduce.steps`.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import shlex
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,8 +31,9 @@ from typing import Any
 
 from vaecam.configs import estimates, load_preset
 from vaecam.errors import ConfigError
+from vaecam.reproduce import steps
 from vaecam.reproduce.discover import Discovery, discover
-from vaecam.reproduce.stages import Stage, logger, matches
+from vaecam.reproduce.stages import Stage, matches
 
 EXPERIMENTS = ("mnist", "ucsd", "mvtec", "dsprites")
 MNIST_DIGITS = (1, 3)  # the trained digits of the reproduction's Figures 1 and 2
@@ -299,7 +299,7 @@ def _data_stage(out: Path, kind: str) -> Stage:
     flags = [f"--{key.replace('_', '-')}" if key != "category" else "--name" for key in options]
     return Stage(
         name=f"data/{kind}", kind="data", config={"kind": kind, "root": root, **options},
-        run=lambda: _synthesize(kind, root, options), estimate=DATA_ESTIMATE,
+        run=lambda: steps.synthesize(kind, root, options), estimate=DATA_ESTIMATE,
         command=_command("vaecam", "data", "synth", kind, root,
                          *(w for flag, value in zip(flags, options.values(), strict=True)
                            for w in (flag, value)), "--overwrite"))
@@ -315,7 +315,7 @@ def _train_stage(plan: Plan, experiment: str, dataset: str, seed: int, options: 
     return Stage(
         name=name, kind="train",
         config={**train_view(options), "seed": seed, "run": run_dir},
-        run=lambda: train_seed(run_dir, experiment, seed_options, train_one, retrain),
+        run=lambda: steps.train_seed(run_dir, experiment, seed_options, train_one, retrain),
         estimate=_estimate(plan, experiment, "train"), needs=list(needs),
         command=_command("vaecam", "train", experiment, *_flags(plan, experiment, train=True),
                          *command, "--out", run_dir.parent, "--seeds", seed, "--resume"))
@@ -349,13 +349,14 @@ def _mnist_stages(plan: Plan) -> None:
     trained: dict[int, list[str]] = {}
     for digit in MNIST_DIGITS:
         stages = [_train_stage(plan, "mnist", f"digit{digit}", seed, {**options, "digit": digit},
-                               _train_mnist, ["--digit", digit, *data_flags]) for seed in seeds]
+                               steps.train_mnist, ["--digit", digit, *data_flags])
+                  for seed in seeds]
         plan.stages += stages
         trained[digit] = [s.name for s in stages]
     for digit in MNIST_DIGITS:
         plan.stages.append(_localize_stage(
             plan, "mnist", f"digit{digit}", {**options, "digit": digit}, trained[digit],
-            _localize_mnist, ["--digit", digit, *data_flags], {"digit": digit}))
+            steps.localize_mnist, ["--digit", digit, *data_flags], {"digit": digit}))
     plan.datasets["mnist"] = [f"digit{d}" for d in MNIST_DIGITS]
     out = figures_dir(plan.out)
     first = {d: train_dir(plan.out, "mnist", f"digit{d}") / f"seed{seeds[0]}"
@@ -364,7 +365,7 @@ def _mnist_stages(plan: Plan) -> None:
         name=out.relative_to(plan.out).as_posix(), kind="figures",
         config={"seed": seeds[0], "runs": first, "source": options.get("source", "bundled"),
                 "mnist_root": options.get("mnist_root")},
-        run=lambda: _mnist_figures(out, first, options, seeds[0]),
+        run=lambda: steps.mnist_figures(out, first, options, seeds[0]),
         estimate=_estimate(plan, "mnist", "figures"),
         needs=[trained[d][0] for d in MNIST_DIGITS]))
 
@@ -374,11 +375,11 @@ def _ucsd_stages(plan: Plan) -> None:
     needs = ["data/ucsd"] if plan.generated else []
     for folder in plan.discovery.ucsd:
         options = {**base, "data": folder}
-        stages = [_train_stage(plan, "ucsd", folder.name, seed, options, _train_ucsd,
+        stages = [_train_stage(plan, "ucsd", folder.name, seed, options, steps.train_ucsd,
                                ["--data", folder], needs) for seed in options["seeds"]]
         plan.stages += stages
         plan.stages.append(_localize_stage(plan, "ucsd", folder.name, options,
-                                           [s.name for s in stages], _localize_ucsd,
+                                           [s.name for s in stages], steps.localize_ucsd,
                                            ["--data", folder], {"data": folder}))
         plan.datasets.setdefault("ucsd", []).append(folder.name)
 
@@ -389,11 +390,11 @@ def _mvtec_stages(plan: Plan) -> None:
     for category, root in sorted(plan.discovery.mvtec_root.items()):
         options = {**base, "data": root, "category": category}
         flags = ["--data", root, "--category", category]
-        stages = [_train_stage(plan, "mvtec", category, seed, options, _train_mvtec, flags,
+        stages = [_train_stage(plan, "mvtec", category, seed, options, steps.train_mvtec, flags,
                                needs) for seed in options["seeds"]]
         plan.stages += stages
         plan.stages.append(_localize_stage(plan, "mvtec", category, options,
-                                           [s.name for s in stages], _localize_mvtec, flags,
+                                           [s.name for s in stages], steps.localize_mvtec, flags,
                                            {"data": root, "category": category}))
         plan.datasets.setdefault("mvtec", []).append(category)
 
@@ -407,7 +408,7 @@ def _dsprites_stages(plan: Plan) -> None:
             dataset = f"{model}_gamma{float(gamma):g}"
             options = {**base, "model": model, "gamma": float(gamma)}
             for seed in options["seeds"]:
-                train = _train_stage(plan, "dsprites", dataset, seed, options, _train_dsprites,
+                train = _train_stage(plan, "dsprites", dataset, seed, options, steps.train_dsprites,
                                      ["--model", model, "--gamma", f"{float(gamma):g}",
                                       *data_flags])
                 run_dir = Path(train.config["run"])
@@ -416,7 +417,7 @@ def _dsprites_stages(plan: Plan) -> None:
                     name=f"{train.name}/score", kind="score",
                     config={**score_view(options), "dsprites": options["dsprites"],
                             "run": run_dir},
-                    run=lambda r=run_dir, o=score_options: _score_dsprites(r, o),
+                    run=lambda r=run_dir, o=score_options: steps.score_dsprites(r, o),
                     estimate=_estimate(plan, "dsprites", "score"), needs=[train.name],
                     command=_command("vaecam", "score", "dsprites", *_flags(plan, "dsprites"),
                                      "--checkpoint", run_dir / "checkpoints" / "last.ckpt"))
@@ -427,195 +428,9 @@ def _dsprites_stages(plan: Plan) -> None:
     runs = [Path(s.config["run"]) for s in scores]
     plan.stages.append(Stage(
         name=out.relative_to(plan.out).as_posix(), kind="summary", config={"runs": runs},
-        run=lambda: _dsprites_summary(out, runs), estimate=_estimate(plan, "dsprites", "summary"),
+        run=lambda: steps.dsprites_summary(out, runs),
+        estimate=_estimate(plan, "dsprites", "summary"),
         needs=[s.name for s in scores]))
-
-
-# --- what the stages run ------------------------------------------------------------------
-
-
-def _global_step(checkpoint: Path) -> int:
-    from vaecam.training.checkpoints import read_checkpoint
-
-    return int(read_checkpoint(checkpoint).get("global_step", 0))
-
-
-def train_seed(run_dir: Path, experiment: str, options: dict[str, Any],
-               train_one: Callable[[dict[str, Any], Any], Path], retrain: bool = False
-               ) -> dict[str, Any]:
-    """Train one seed (``options["seeds"] == [seed]``) in ``run_dir``.
-
-    A run folder with a last checkpoint is resumed (an interrupted run continues, a finished
-    one returns at once); when its stored identity differs from ``options`` (or with
-    ``retrain``), the seed is trained again from the start, replacing vaecam's files there.
-    """
-    from vaecam.cli.common import train_config
-    from vaecam.training.run_folder import RunMismatch, last_checkpoint
-
-    last = last_checkpoint(run_dir)
-    resume = last.is_file() and not retrain
-    start = _global_step(last) if resume else 0
-    cfg = train_config({**options, "out": run_dir}, experiment)
-    holds_files = run_dir.is_dir() and any(run_dir.iterdir())
-    cfg = dataclasses.replace(cfg, resume=resume, overwrite=not resume and holds_files)
-    try:
-        train_one(options, cfg)
-    except RunMismatch as exc:
-        message = f"{run_dir}: {' '.join(str(exc).split())}; training this seed again"
-        print(message, flush=True)
-        logger.info(message)
-        start = 0
-        train_one(options, dataclasses.replace(cfg, resume=False, overwrite=True))
-    return {"run": str(run_dir), "checkpoint": str(last), "global_step": _global_step(last),
-            "resumed_from_step": start, "outputs": [str(last)]}
-
-
-def _mnist_data(options: Mapping[str, Any]) -> Any:
-    from vaecam.experiments.mnist import MNISTData
-
-    return MNISTData(options.get("source") or "bundled", options.get("mnist_root"))
-
-
-def _train_mnist(options: dict[str, Any], cfg: Any) -> Path:
-    from vaecam.experiments import mnist
-
-    return mnist.train_one_class(int(options["digit"]), cfg, _mnist_data(options),
-                                 latent_dim=int(options["latent_dim"]), lr=float(options["lr"]),
-                                 options=options)
-
-
-def _train_ucsd(options: dict[str, Any], cfg: Any) -> Path:
-    from vaecam.experiments.ucsd import train_ucsd
-
-    return train_ucsd(options, cfg)
-
-
-def _train_mvtec(options: dict[str, Any], cfg: Any) -> Path:
-    from vaecam.experiments.mvtec import train_mvtec
-
-    return train_mvtec(options, cfg)
-
-
-def _train_dsprites(options: dict[str, Any], cfg: Any) -> Path:
-    from vaecam.experiments import dsprites
-
-    return dsprites.train(dsprites.DSpritesConfig.from_options(options), cfg)
-
-
-def _localized(results: Mapping[str, Any]) -> dict[str, Any]:
-    """A localize stage's record: where its results are, and each map family's best setting."""
-    from vaecam.report.localization import best_per_family
-
-    out = Path(results["out"])
-    files = [out / "results.json", out / "table.md", *map(Path, results["figures"])]
-    best = {s["family"]: {"setting": s["name"],
-                          "pixel_auroc": s["metrics"]["pixel_auroc"]["mean"]}
-            for s in best_per_family(results)}
-    return {"results": str(out / "results.json"), "best": best,
-            "collapsed_seeds": results.get("collapsed_seeds", []),
-            "outputs": [str(f) for f in files]}
-
-
-def _localize_mnist(options: dict[str, Any]) -> dict[str, Any]:
-    """``vaecam localize mnist`` with merged options."""
-    from vaecam.experiments import localization as loc
-    from vaecam.experiments import mnist
-    from vaecam.outputs import OutputFolder
-
-    data = _mnist_data(options)
-    digit = int(options["digit"])
-    models, _, checkpoints = loc.load_models(options["checkpoint"], options.get("seeds"),
-                                             mnist.MODEL)
-    inputs = [*checkpoints.values(), *([data.root] if data.root else [])]
-    with OutputFolder(options["out"], "localize mnist", inputs, overwrite=True) as folder:
-        agg, cfg = mnist.localize_mnist(models, digit, data.load(), options)
-        record = {"experiment": "mnist-localization", "digit": digit, "out": str(folder.path),
-                  "checkpoints": {str(k): str(v) for k, v in checkpoints.items()},
-                  "note": f"Trained on {digit}; held-out {digit}s with a pasted stroke of "
-                          "another digit (the mask is the added ink), and the clean ones."}
-        results = loc.write_outputs(folder.path, agg, loc.results_json(agg, cfg, record),
-                                    f"MNIST localisation, trained on {digit}")
-    return _localized(results)
-
-
-def _localize_ucsd(options: dict[str, Any]) -> dict[str, Any]:
-    from vaecam.experiments.ucsd import localize_ucsd
-
-    return _localized(localize_ucsd(options))
-
-
-def _localize_mvtec(options: dict[str, Any]) -> dict[str, Any]:
-    from vaecam.experiments.mvtec import localize_mvtec
-
-    return _localized(localize_mvtec(options))
-
-
-def _mnist_figures(out: Path, runs: Mapping[int, Path], options: Mapping[str, Any], seed: int
-                   ) -> dict[str, Any]:
-    """Figures 1 and 2 of the reproduction from the first seed's models of digits 1 and 3."""
-    from vaecam.experiments import mnist
-    from vaecam.training.checkpoints import load_model
-    from vaecam.training.run_folder import last_checkpoint
-
-    models = {d: load_model(last_checkpoint(run), expected=mnist.MODEL)[0]
-              for d, run in runs.items()}
-    fig1, fig2 = mnist.demo_figures(models, _mnist_data(options).load(), out, seed)
-    layer = models[1].default_layer
-    return {"figure1": str(fig1), "figure2": str(fig2), "layer": layer,
-            "outputs": [str(fig1), str(fig2)]}
-
-
-def _synthesize(kind: str, root: Path, options: Mapping[str, Any]) -> dict[str, Any]:
-    from vaecam.data.synthetic import synthesize
-
-    folder = synthesize(kind, root, overwrite=True, **options)
-    return {"folder": str(folder), "outputs": [str(folder)]}
-
-
-def _score_dsprites(run_dir: Path, options: Mapping[str, Any]) -> dict[str, Any]:
-    """``vaecam score dsprites`` of the run's last checkpoint; score.json goes into the run."""
-    from vaecam.experiments import dsprites
-    from vaecam.training.run_folder import last_checkpoint
-
-    result = dsprites.score(last_checkpoint(run_dir), dsprites.ScoreConfig.from_options(options),
-                            run_dir, progress=not options.get("no_progress"))
-    return {"score": str(run_dir / "score.json"), "factorvae": result["factorvae"],
-            "mig": result["mig"], "recon_error": result["recon_error"], "steps": result["steps"],
-            "outputs": [str(run_dir / "score.json")]}
-
-
-def _dsprites_summary(out: Path, runs: Sequence[Path]) -> dict[str, Any]:
-    """Mean scores per (model, gamma), AD-FactorVAE vs FactorVAE paired by seed, Figure 5b."""
-    from vaecam.experiments import dsprites
-    from vaecam.outputs import atomic_write_text
-    from vaecam.report.references import DSPRITES_FACTORVAE_SCORE
-    from vaecam.report.tables import markdown_table, write_json
-    from vaecam.viz.scatter import disentanglement_scatter
-
-    rows = [json.loads((run / "score.json").read_text()) for run in runs]
-    summary = dsprites.summarize(rows)
-    paired = dsprites.paired_verdicts(rows)
-    out.mkdir(parents=True, exist_ok=True)
-    figure = disentanglement_scatter(out / "figure5b.png", rows)
-    results = {"runs": rows, "summary": summary, "paired": paired,
-               "paired_method": dsprites.PAIRED_NOTE, "references": DSPRITES_FACTORVAE_SCORE}
-    write_json(out / "results.json", results)
-    table = markdown_table(["model", "gamma", "runs", "FactorVAE metric mean", "std", "MIG mean",
-                            "recon mean"], [list(s.values()) for s in summary])
-    pairs = markdown_table(["gamma", "seeds", "AD - FactorVAE (mean)", "verdict"],
-                           [[p["gamma"], len(p["per_seed"]), p["diff_mean"], p["verdict"]]
-                            for p in paired])
-    atomic_write_text(out / "table.md", f"# dSprites summary\n\n{table}\n## AD-FactorVAE against "
-                      f"FactorVAE, paired by seed\n\n{dsprites.PAIRED_NOTE}\n\n{pairs}\n"
-                      "![Figure 5b](figure5b.png)\n")
-    files = [out / "results.json", out / "table.md", figure]
-    return {"results": str(out / "results.json"), "figure": str(figure),
-            "paired": [{"gamma": p["gamma"], "verdict": p["verdict"],
-                        "diff_mean": p["diff_mean"]} for p in paired],
-            "outputs": [str(f) for f in files]}
-
-
-# --- the printed plan ---------------------------------------------------------------------
 
 
 def data_lines(plan: Plan) -> list[str]:

@@ -1,0 +1,185 @@
+"""What the stages of ``vaecam reproduce`` run: the same experiment functions as the single
+commands, with the options a stage resolved, each returning the JSON-able record the stage
+runner keeps (``outputs`` lists the files whose presence makes a finished stage current).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger("vaecam.reproduce")
+
+
+def global_step(checkpoint: Path) -> int:
+    from vaecam.training.checkpoints import read_checkpoint
+
+    return int(read_checkpoint(checkpoint).get("global_step", 0))
+
+
+def train_seed(run_dir: Path, experiment: str, options: dict[str, Any],
+               train_one: Callable[[dict[str, Any], Any], Path], retrain: bool = False
+               ) -> dict[str, Any]:
+    """Train one seed (``options["seeds"] == [seed]``) in ``run_dir``.
+
+    A run folder with a last checkpoint is resumed (an interrupted run continues, a finished
+    one returns at once); when its stored identity differs from ``options`` (or with
+    ``retrain``), the seed is trained again from the start, replacing vaecam's files there.
+    """
+    from vaecam.cli.common import train_config
+    from vaecam.training.run_folder import RunMismatch, last_checkpoint
+
+    last = last_checkpoint(run_dir)
+    resume = last.is_file() and not retrain
+    start = global_step(last) if resume else 0
+    cfg = train_config({**options, "out": run_dir}, experiment)
+    holds_files = run_dir.is_dir() and any(run_dir.iterdir())
+    cfg = dataclasses.replace(cfg, resume=resume, overwrite=not resume and holds_files)
+    try:
+        train_one(options, cfg)
+    except RunMismatch as exc:
+        message = f"{run_dir}: {' '.join(str(exc).split())}; training this seed again"
+        print(message, flush=True)
+        logger.info(message)
+        start = 0
+        train_one(options, dataclasses.replace(cfg, resume=False, overwrite=True))
+    return {"run": str(run_dir), "checkpoint": str(last), "global_step": global_step(last),
+            "resumed_from_step": start, "outputs": [str(last)]}
+
+
+def mnist_data(options: Mapping[str, Any]) -> Any:
+    from vaecam.experiments.mnist import MNISTData
+
+    return MNISTData(options.get("source") or "bundled", options.get("mnist_root"))
+
+
+def train_mnist(options: dict[str, Any], cfg: Any) -> Path:
+    from vaecam.experiments import mnist
+
+    return mnist.train_one_class(int(options["digit"]), cfg, mnist_data(options),
+                                 latent_dim=int(options["latent_dim"]), lr=float(options["lr"]),
+                                 options=options)
+
+
+def train_ucsd(options: dict[str, Any], cfg: Any) -> Path:
+    from vaecam.experiments.ucsd import train_ucsd
+
+    return train_ucsd(options, cfg)
+
+
+def train_mvtec(options: dict[str, Any], cfg: Any) -> Path:
+    from vaecam.experiments.mvtec import train_mvtec
+
+    return train_mvtec(options, cfg)
+
+
+def train_dsprites(options: dict[str, Any], cfg: Any) -> Path:
+    from vaecam.experiments import dsprites
+
+    return dsprites.train(dsprites.DSpritesConfig.from_options(options), cfg)
+
+
+def localized(results: Mapping[str, Any]) -> dict[str, Any]:
+    """A localize stage's record: where its results are, and each map family's best setting."""
+    from vaecam.report.localization import best_per_family
+
+    out = Path(results["out"])
+    files = [out / "results.json", out / "table.md", *map(Path, results["figures"])]
+    best = {s["family"]: {"setting": s["name"],
+                          "pixel_auroc": s["metrics"]["pixel_auroc"]["mean"]}
+            for s in best_per_family(results)}
+    return {"results": str(out / "results.json"), "best": best,
+            "collapsed_seeds": results.get("collapsed_seeds", []),
+            "outputs": [str(f) for f in files]}
+
+
+def localize_mnist(options: dict[str, Any]) -> dict[str, Any]:
+    from vaecam.experiments import mnist
+
+    return localized(mnist.localize_runs({**options, "overwrite": True}, mnist_data(options)))
+
+
+def localize_ucsd(options: dict[str, Any]) -> dict[str, Any]:
+    from vaecam.experiments.ucsd import localize_ucsd
+
+    return localized(localize_ucsd(options))
+
+
+def localize_mvtec(options: dict[str, Any]) -> dict[str, Any]:
+    from vaecam.experiments.mvtec import localize_mvtec
+
+    return localized(localize_mvtec(options))
+
+
+def mnist_figures(out: Path, runs: Mapping[int, Path], options: Mapping[str, Any], seed: int
+                   ) -> dict[str, Any]:
+    """Figures 1 and 2 of the reproduction from the first seed's models of digits 1 and 3."""
+    from vaecam.experiments import mnist
+    from vaecam.training.checkpoints import load_model
+    from vaecam.training.run_folder import last_checkpoint
+
+    models = {d: load_model(last_checkpoint(run), expected=mnist.MODEL)[0]
+              for d, run in runs.items()}
+    fig1, fig2 = mnist.demo_figures(models, mnist_data(options).load(), out, seed)
+    layer = models[1].default_layer
+    return {"figure1": str(fig1), "figure2": str(fig2), "layer": layer,
+            "outputs": [str(fig1), str(fig2)]}
+
+
+def synthesize(kind: str, root: Path, options: Mapping[str, Any]) -> dict[str, Any]:
+    from vaecam.data.synthetic import synthesize
+
+    folder = synthesize(kind, root, overwrite=True, **options)
+    return {"folder": str(folder), "outputs": [str(folder)]}
+
+
+def score_dsprites(run_dir: Path, options: Mapping[str, Any]) -> dict[str, Any]:
+    """``vaecam score dsprites`` of the run's last checkpoint; score.json goes into the run."""
+    from vaecam.experiments import dsprites
+    from vaecam.training.run_folder import last_checkpoint
+
+    result = dsprites.score(last_checkpoint(run_dir), dsprites.ScoreConfig.from_options(options),
+                            run_dir, progress=not options.get("no_progress"))
+    return {"score": str(run_dir / "score.json"), "factorvae": result["factorvae"],
+            "mig": result["mig"], "recon_error": result["recon_error"], "steps": result["steps"],
+            "outputs": [str(run_dir / "score.json")]}
+
+
+def dsprites_summary(out: Path, runs: Sequence[Path]) -> dict[str, Any]:
+    """Mean scores per (model, gamma), AD-FactorVAE vs FactorVAE paired by seed, Figure 5b."""
+    from vaecam.experiments import dsprites
+    from vaecam.outputs import atomic_write_text
+    from vaecam.report.references import DSPRITES_FACTORVAE_SCORE
+    from vaecam.report.tables import markdown_table, write_json
+    from vaecam.viz.scatter import disentanglement_scatter
+
+    rows = [json.loads((run / "score.json").read_text()) for run in runs]
+    summary = dsprites.summarize(rows)
+    paired = dsprites.paired_verdicts(rows)
+    out.mkdir(parents=True, exist_ok=True)
+    figure = disentanglement_scatter(out / "figure5b.png", rows)
+    results = {"runs": rows, "summary": summary, "paired": paired,
+               "paired_method": dsprites.PAIRED_NOTE, "references": DSPRITES_FACTORVAE_SCORE}
+    write_json(out / "results.json", results)
+    table = markdown_table(["model", "gamma", "runs", "FactorVAE metric mean", "std", "MIG mean",
+                            "recon mean"], [list(s.values()) for s in summary])
+    pairs = markdown_table(["gamma", "seeds", "AD - FactorVAE (mean)", "verdict"],
+                           [[p["gamma"], len(p["per_seed"]), p["diff_mean"], p["verdict"]]
+                            for p in paired])
+    atomic_write_text(out / "table.md", f"# dSprites summary\n\n{table}\n## AD-FactorVAE against "
+                      f"FactorVAE, paired by seed\n\n{dsprites.PAIRED_NOTE}\n\n{pairs}\n"
+                      "![Figure 5b](figure5b.png)\n")
+    files = [out / "results.json", out / "table.md", figure]
+    return {"results": str(out / "results.json"), "figure": str(figure),
+            "paired": [{"gamma": p["gamma"], "verdict": p["verdict"],
+                        "diff_mean": p["diff_mean"]} for p in paired],
+            "outputs": [str(f) for f in files]}
+
+
+# --- the printed plan ---------------------------------------------------------------------
+
+
