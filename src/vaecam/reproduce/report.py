@@ -5,7 +5,7 @@ Built from the stage outcomes and the files the stages wrote (each localize fold
 :mod:`vaecam.report.references`:
 
 * a summary with one verdict per claim of Liu et al. (CVPR 2020), each with the numbers behind
-  it, and the best map of every dataset (beyond the paper);
+  it, and the maps that beat the baseline on every dataset (beyond the paper);
 * per experiment: tables with the paper's, the reproduction's and vaecam's numbers (vaecam:
   ``mean ± std [95% interval]`` over seeds, verdicts against the ``recon-abs`` baseline), the
   latent health of every model (a warning when a latent collapsed), and the figures;
@@ -356,22 +356,31 @@ def claim3(dsprites: Mapping[str, Any] | None) -> Verdict:
 
 def beyond_the_paper(localization: Sequence[tuple[str, str, Mapping[str, Any] | None]]
                      ) -> tuple[Table, list[dict[str, Any]]]:
-    """Per dataset, the map with the best pixel AUROC among every family vaecam computes."""
+    """Per dataset, the maps that beat the baseline on both pixel AUROC and AUPRO (every seed
+    agreeing), and for reference the map with the highest pixel AUROC."""
     rows, data = [], []
     for experiment, dataset, results in localization:
         if results is None:
             continue
-        best = max(best_per_family(results), key=lambda s: _mean(s) or float("-inf"))
+        rows_of = best_per_family(results)
+        winners = [s for s in rows_of if s["name"] != BASELINE and all(
+            verdict_text(s["metrics"].get(k)) == "better" for k in ("pixel_auroc", "aupro"))]
+        best = max(rows_of, key=lambda s: _mean(s) or float("-inf"))
         m = best["metrics"]
-        rows.append([f"{experiment} {dataset}", best["name"], _styled(m.get("pixel_auroc")),
-                     verdict_text(m.get("pixel_auroc")), _styled(m.get("aupro")),
-                     verdict_text(m.get("aupro"))])
-        data.append({"experiment": experiment, "dataset": dataset, "best_map": best["name"],
+        shown = "; ".join(f"{s['label']} ({s['metrics']['pixel_auroc']['mean']:.3f} / "
+                          f"{s['metrics']['aupro']['mean']:.3f})" for s in winners) or "none"
+        rows.append([f"{experiment} {dataset}", shown, best["label"],
+                     _styled(m.get("pixel_auroc")), verdict_text(m.get("pixel_auroc")),
+                     _styled(m.get("aupro")), verdict_text(m.get("aupro"))])
+        data.append({"experiment": experiment, "dataset": dataset,
+                     "better_on_both": [s["label"] for s in winners],
+                     "best_pixel_auroc_map": best["label"],
                      "pixel_auroc": m.get("pixel_auroc"), "aupro": m.get("aupro")})
-    table = Table(["dataset", "best map", "pixel AUROC", "verdict", "AUPRO (FPR<=0.3)",
+    table = Table(["dataset", f"better than {BASELINE} on pixel AUROC and AUPRO (means)",
+                   "highest pixel AUROC", "pixel AUROC", "verdict", "AUPRO (FPR<=0.3)",
                    "verdict AUPRO"], rows,
-                  caption="Best map of every dataset by pixel AUROC, all map families "
-                  f"(verdicts against {BASELINE})")
+                  caption="Maps beyond the paper: options chosen on training data; verdicts "
+                  f"against {BASELINE} on the same bootstrap resamples, every seed agreeing")
     return table, data
 
 
