@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from vaecam.cli import main
@@ -266,9 +267,15 @@ def test_bad_localisation_requests_are_one_line_errors(ucsd_run, synth, tmp_path
     _one_line_error(code, err, "no run for seed 3")
 
 
-def test_options_that_do_nothing_are_named(ucsd_run, tmp_path, capsys):
+def test_options_that_do_nothing_are_named(synth, tmp_path, capsys, monkeypatch):
     code, _, err = run_cli(["train", "dsprites", "--preset", "smoke", "--model", "factorvae",
                             "--lambda", "2", "--max-steps", "1", "--out", tmp_path / "d",
                             "--no-progress"], capsys)
     assert code == 0
     assert "vaecam: warning: --lambda only applies to ad-factorvae" in err
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "empty_hub"))
+    code, _, err = run_cli(["train", "mvtec", "--preset", "smoke", "--data", synth / "mvtec",
+                            "--category", "synthetic", "--pretrained", "--max-steps", "1",
+                            "--out", tmp_path / "m", "--no-progress"], capsys)
+    assert code == 0
+    assert "vaecam: warning: --pretrained: no ImageNet weights" in err

@@ -57,6 +57,10 @@ def test_explain_writes_grids_and_raw_maps(mnist_checkpoint, tmp_path, capsys):
         capsys.readouterr().err
     assert main([*args, "--overwrite"]) == 0
     assert (out / "digit4_method2_abs_encoder-0.npz").is_file()
+    capsys.readouterr()
+    assert main(["explain", "--checkpoint", str(mnist_checkpoint), "--digits", "4", "--n", "1",
+                 "--method", "1", "--grad-norm", "rms-batch", "--out", str(tmp_path / "g")]) == 0
+    assert "vaecam: warning: --grad-norm only applies to method 2" in capsys.readouterr().err
 
 
 def _one_line_error(capsys) -> str:
