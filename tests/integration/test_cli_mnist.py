@@ -121,3 +121,25 @@ def test_demo_smoke_writes_figures_table_and_report(tmp_path, capsys):
     assert "active units" in report
     assert main(["demo", "--preset", "smoke", "--out", str(out)]) == 2
     assert "already holds the results of 'vaecam demo'" in capsys.readouterr().err
+
+
+def test_seeds_train_distinct_runs_and_localize_aggregates_them(tmp_path):
+    runs, out = tmp_path / "runs", tmp_path / "loc"
+    assert main(["train", "mnist", "--digit", "1", "--preset", "smoke", "--seeds", "0", "1",
+                 "--max-steps", "2", "--accelerator", "cpu", "--out", str(runs),
+                 "--no-progress"]) == 0
+    weights = {}
+    for seed in (0, 1):
+        config = json.loads((runs / f"seed{seed}" / "train_config.json").read_text())
+        assert config["identity"]["module"]["seed"] == seed
+        checkpoint = torch.load(runs / f"seed{seed}" / "checkpoints" / "last.ckpt",
+                                map_location="cpu", weights_only=True)
+        weights[seed] = checkpoint["state_dict"]
+    assert any(not torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    assert main(["localize", "mnist", "--digit", "1", "--preset", "smoke", "--checkpoint",
+                 str(runs), "--maps", "recon-abs", "--out", str(out), "--no-progress"]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["seeds"] == [0, 1]
+    cell = results["settings"][0]["metrics"]["pixel_auroc"]
+    assert len(cell["per_seed"]) == 2 and cell["per_seed"][0] != cell["per_seed"][1]
+    assert cell["mean"] == pytest.approx(sum(cell["per_seed"]) / 2)

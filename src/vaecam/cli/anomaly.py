@@ -9,6 +9,7 @@ from vaecam.cli.common import (
     add_localize_options,
     add_preset_options,
     add_training_options,
+    localize_options,
     merged,
     option,
     print_localization,
@@ -58,13 +59,13 @@ def _train_mvtec(args: argparse.Namespace) -> int:
 def _localize_ucsd(args: argparse.Namespace) -> int:
     from vaecam.experiments.ucsd import localize_ucsd
 
-    return print_localization(localize_ucsd(merged(args, "ucsd")))
+    return print_localization(localize_ucsd(localize_options(args, "ucsd")))
 
 
 def _localize_mvtec(args: argparse.Namespace) -> int:
     from vaecam.experiments.mvtec import localize_mvtec
 
-    return print_localization(localize_mvtec(merged(args, "mvtec")))
+    return print_localization(localize_mvtec(localize_options(args, "mvtec")))
 
 
 _SYNTH_ONLY = {

@@ -205,6 +205,15 @@ def merged(args: argparse.Namespace, experiment: str) -> dict[str, Any]:
     return options
 
 
+def localize_options(args: argparse.Namespace, experiment: str) -> dict[str, Any]:
+    """:func:`merged` for ``vaecam localize``, except ``seeds``: a preset's training seeds do
+    not limit which trained runs are evaluated; only ``--seeds`` does (default: every
+    ``seed<S>`` run found under ``--checkpoint``)."""
+    options = merged(args, experiment)
+    options["seeds"] = args.seeds
+    return options
+
+
 def check_accelerator(accelerator: str) -> None:
     """Refuse an accelerator that this machine does not have, before anything starts."""
     import torch

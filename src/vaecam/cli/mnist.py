@@ -11,6 +11,7 @@ from vaecam.cli.common import (
     add_localize_options,
     add_preset_options,
     add_training_options,
+    localize_options,
     merged,
     option,
     print_localization,
@@ -119,7 +120,7 @@ def _demo(args: argparse.Namespace) -> int:
 def _localize(args: argparse.Namespace) -> int:
     from vaecam.experiments import mnist
 
-    options = merged(args, "mnist")
+    options = localize_options(args, "mnist")
     return print_localization(mnist.localize_runs(options, _data(options)))
 
 
