@@ -4,36 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torch.nn.functional as F
+from attention_reference import ACTS, reference_per_dimension, upsample
 from torch import nn
 
 from vaecam.attention import AttentionExplainer, LatentStats, explain
 from vaecam.errors import ConfigError
 from vaecam.models import build_model
-
-ACTS = {"relu": torch.relu, "abs": torch.abs, "sigmoid": torch.sigmoid, "none": lambda t: t}
-
-
-def upsample(maps, size):
-    return F.interpolate(maps, size=size, mode="bilinear", align_corners=False)
-
-
-def reference_per_dimension(model, x, layer_name, activation, resize=True):
-    """Eq. 1-2 written plainly: one gradient per latent dimension, then upsample."""
-    layer = dict(model.named_modules())[layer_name]
-    store = {}
-    handle = layer.register_forward_hook(lambda m, i, o: store.__setitem__("A", o))
-    model.eval()
-    mu, _ = model.encode(x)
-    handle.remove()
-    A = store["A"]
-    maps = []
-    for i in range(mu.shape[1]):
-        (g,) = torch.autograd.grad(mu[:, i].sum(), A, retain_graph=True)
-        alpha = g.mean(dim=(2, 3))
-        maps.append(ACTS[activation]((alpha[:, :, None, None] * A).sum(dim=1)))
-    maps = torch.stack(maps, dim=1).detach()
-    return upsample(maps, x.shape[-2:]) if resize else maps
 
 
 def reference_method2(model, x, layer_name, activation, rms=False, order="before"):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torch.nn.functional as F
+from attention_reference import per_dimension_of
 from torch import nn
 from torch.distributions import Independent, Normal
 from torch.utils.data import DataLoader, TensorDataset
@@ -15,22 +15,6 @@ from vaecam.models import build_model
 
 LATENT = 4
 FORMS = ["tuple", "mu", "dict-mu", "dict-loc", "normal", "independent"]
-
-
-def reference_per_dimension(layer, encode_mu, x, activation=torch.relu):
-    """Eq. 1-2 written plainly on whatever computes mu: one gradient per latent dimension."""
-    store = {}
-    handle = layer.register_forward_hook(lambda m, i, o: store.__setitem__("A", o))
-    mu = encode_mu(x)
-    handle.remove()
-    A = store["A"]
-    maps = []
-    for i in range(mu.shape[1]):
-        (g,) = torch.autograd.grad(mu[:, i].sum(), A, retain_graph=True)
-        alpha = g.mean(dim=(2, 3))
-        maps.append(activation((alpha[:, :, None, None] * A).sum(dim=1)))
-    maps = torch.stack(maps, dim=1).detach()
-    return F.interpolate(maps, size=x.shape[-2:], mode="bilinear", align_corners=False)
 
 
 class FormVAE(nn.Module):
@@ -76,7 +60,7 @@ def _model(form="tuple"):
 def test_every_encode_form_gives_the_reference_maps(form):
     model = _model(form)
     x = torch.rand(3, 1, 16, 16)
-    ref = reference_per_dimension(model.conv2, lambda t: model.parameters_of(t)[0], x)
+    ref = per_dimension_of(model.conv2, lambda t: model.parameters_of(t)[0], x)
     assert ref.abs().max() > 1e-4
     got = AttentionExplainer(model, "conv2").per_dimension(x)
     torch.testing.assert_close(got, ref, atol=1e-6, rtol=1e-5)
@@ -125,7 +109,7 @@ def test_encode_callable_for_a_model_without_encode():
     with pytest.raises(ConfigError, match="no encode\\(x\\) method; pass encode="):
         AttentionExplainer(body, "conv2")
     got = AttentionExplainer(body, "conv2", encode=encode).per_dimension(x)
-    torch.testing.assert_close(got, reference_per_dimension(body["conv2"], encode, x),
+    torch.testing.assert_close(got, per_dimension_of(body["conv2"], encode, x),
                                atol=1e-6, rtol=1e-5)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torch.nn.functional as F
+from attention_reference import reference_per_dimension
 from torch import nn
 
 import vaecam.attention.engine as engine
@@ -18,24 +18,6 @@ from vaecam.attention import AttentionExplainer
 from vaecam.models import build_model
 
 LATENT = 5
-
-
-def reference_per_dimension(model, x, layer_name):
-    """Eq. 1-2 with ReLU, written plainly: one gradient per latent dimension, then upsample."""
-    layer = model.get_submodule(layer_name)
-    store = {}
-    handle = layer.register_forward_hook(lambda m, i, o: store.__setitem__("A", o))
-    model.eval()
-    mu = model.encode(x)[0]
-    handle.remove()
-    A = store["A"]
-    maps = []
-    for i in range(mu.shape[1]):
-        (g,) = torch.autograd.grad(mu[:, i].sum(), A, retain_graph=True)
-        alpha = g.mean(dim=(2, 3))
-        maps.append(torch.relu((alpha[:, :, None, None] * A).sum(dim=1)))
-    maps = torch.stack(maps, dim=1).detach()
-    return F.interpolate(maps, size=x.shape[-2:], mode="bilinear", align_corners=False)
 
 
 class UserVAE(nn.Module):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torch.nn.functional as F
+from attention_reference import reference_per_dimension
 
 from vaecam.attention import AttentionExplainer
 from vaecam.models import build_model
@@ -18,24 +18,6 @@ def resnet_vae():
     model = build_model("resnet18-vae", input_shape=(3, 64, 64), latent_dim=3, hidden=16,
                         decoder_channels=(8, 8, 8, 8, 8, 8))
     return model.eval()
-
-
-def reference_per_dimension(model, x, layer_name):
-    """Eq. 1-2 with ReLU, written plainly: capture the stage output, then for each latent dim
-    one gradient of sum_b mu[b, i], channel means, weighted sum, ReLU, bilinear upsampling."""
-    store = {}
-    handle = model.get_submodule(layer_name).register_forward_hook(
-        lambda m, i, o: store.__setitem__("A", o))
-    mu, _ = model.encode(x)
-    handle.remove()
-    A = store["A"]
-    maps = []
-    for i in range(mu.shape[1]):
-        (g,) = torch.autograd.grad(mu[:, i].sum(), A, retain_graph=True)
-        alpha = g.mean(dim=(2, 3))
-        maps.append(torch.relu((alpha[:, :, None, None] * A).sum(dim=1)))
-    maps = torch.stack(maps, dim=1).detach()
-    return F.interpolate(maps, size=x.shape[-2:], mode="bilinear", align_corners=False)
 
 
 def test_resnet_stages_match_reference(resnet_vae):
