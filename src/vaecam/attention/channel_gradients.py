@@ -143,24 +143,33 @@ def grad_outputs_for(directions: Tensor, mu: Tensor) -> Tensor:
     return directions.transpose(0, 1)
 
 
-def generic_channel_weights(
+def layer_gradients(
     mu: Tensor, activations: dict[str, Tensor], directions: Tensor, create_graph: bool
 ) -> dict[str, Tensor]:
-    """Eq. 1 for any encoder: (B, R, C) channel weights per layer, from full gradients.
+    """(R, B, C, H, W) gradient of each direction . mu with respect to each layer's output.
 
-    All layers share one batched backward.
+    All layers share one batched backward; a layer that ``mu`` does not depend on is a one-line
+    error.
     """
     names = list(activations)
     grads = batched_vjp(
         mu, [activations[n] for n in names], grad_outputs_for(directions, mu), create_graph
     )
-    weights = {}
+    found = {}
     for name, g in zip(names, grads, strict=True):
         if g is None:
             raise ConfigError(f"mu does not depend on layer '{name}'; choose a layer that the "
                               "encoder uses to compute mu")
-        weights[name] = g.mean(dim=(-2, -1)).transpose(0, 1)
-    return weights
+        found[name] = g
+    return found
+
+
+def generic_channel_weights(
+    mu: Tensor, activations: dict[str, Tensor], directions: Tensor, create_graph: bool
+) -> dict[str, Tensor]:
+    """Eq. 1 for any encoder: (B, R, C) channel weights per layer, from full gradients."""
+    grads = layer_gradients(mu, activations, directions, create_graph)
+    return {name: g.mean(dim=(-2, -1)).transpose(0, 1) for name, g in grads.items()}
 
 
 def _channel_major_weight(linear: nn.Linear, c: int, hw: int, differentiable: bool) -> Tensor:

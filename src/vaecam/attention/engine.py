@@ -37,10 +37,9 @@ from torch import Tensor, nn
 
 from vaecam.attention.activations import check_activation_order, get_activation
 from vaecam.attention.channel_gradients import (
-    batched_vjp,
     find_linear_head,
     generic_channel_weights,
-    grad_outputs_for,
+    layer_gradients,
     linear_head_channel_weights,
     uses_batch_statistics,
 )
@@ -423,15 +422,8 @@ class AttentionExplainer(Generic[MapsT]):
         differentiable: bool,
     ) -> dict[str, Tensor]:
         """Eq. 1 from the gradient divided by its RMS (one direction; one backward)."""
-        names = list(activations)
-        grads = batched_vjp(
-            mu, [activations[n] for n in names], grad_outputs_for(directions, mu), differentiable
-        )
         weights = {}
-        for name, g in zip(names, grads, strict=True):
-            if g is None:
-                raise ConfigError(f"mu does not depend on layer '{name}'; choose a layer that "
-                                  "the encoder uses to compute mu")
+        for name, g in layer_gradients(mu, activations, directions, differentiable).items():
             g = g[0]
             dims = tuple(range(g.dim())) if grad_norm == "rms-batch" else (1, 2, 3)
             rms = g.pow(2).mean(dim=dims, keepdim=True).sqrt() + 1e-5
