@@ -4,33 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-from attention_reference import ACTS, reference_per_dimension, upsample
+from attention_reference import reference_method2, reference_per_dimension, upsample
 from torch import nn
 
 from vaecam.attention import AttentionExplainer, LatentStats, explain
 from vaecam.errors import ConfigError
 from vaecam.models import build_model
-
-
-def reference_method2(model, x, layer_name, activation, rms=False, order="before"):
-    """Method 2 written plainly: gradient of sum(mu), optional RMS over the batch, channel means,
-    weighted channel sum; the activation at the layer's resolution (``before``) or on the
-    upsampled map (``after-upsample``, the authors' order)."""
-    layer = dict(model.named_modules())[layer_name]
-    store = {}
-    handle = layer.register_forward_hook(lambda m, i, o: store.__setitem__("A", o))
-    model.eval()
-    mu, _ = model.encode(x)
-    handle.remove()
-    A = store["A"]
-    (g,) = torch.autograd.grad(mu.sum(), A)
-    if rms:
-        g = g / (torch.sqrt(torch.mean(g**2)) + 1e-5)
-    alpha = g.mean(dim=(2, 3))
-    signed = (alpha[:, :, None, None] * A).sum(dim=1, keepdim=True).detach()
-    if order == "before":
-        return upsample(ACTS[activation](signed), x.shape[-2:])[:, 0]
-    return ACTS[activation](upsample(signed, x.shape[-2:]))[:, 0]
 
 
 class SkipVAE(nn.Module):

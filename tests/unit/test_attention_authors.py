@@ -13,6 +13,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from attention_reference import capture_at
 
 from vaecam.attention import AttentionExplainer
 from vaecam.errors import ConfigError
@@ -21,13 +22,7 @@ from vaecam.models import build_model
 
 def authors_method2(model, x, normalize_gradient=True):
     """The authors' formula, one image and one channel at a time."""
-    layer = model.get_submodule("encoder.2")
-    store = {}
-    handle = layer.register_forward_hook(lambda m, i, o: store.__setitem__("A", o))
-    model.eval()
-    mu, _ = model.encode(x)
-    handle.remove()
-    activation = store["A"]
+    activation, mu = capture_at(model, x, "encoder.2")
     (grads,) = torch.autograd.grad(mu.sum(), activation)
     if normalize_gradient:
         grads = grads / (torch.sqrt(torch.mean(grads**2)) + 1e-5)
