@@ -1,6 +1,7 @@
 """Image bootstrap of the localisation metrics against a slow, exact per-resample reference."""
 
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -67,6 +68,15 @@ def test_bin_index_equals_searchsorted():
     wide = np.array([-1e308, 0.0, 1e308])
     x = np.array([[-np.finfo(float).max, -1.0, 0.0, 5.0, np.finfo(float).max]])
     np.testing.assert_array_equal(_bin_index(x, wide), np.searchsorted(wide, x, side="right"))
+
+
+def test_bin_index_on_a_tiny_float32_range_is_exact_and_silent():
+    # maps of a collapsed latent can span ~1e-40: the cell scale overflows float32
+    tiny = np.array([0.0, 1e-41, 2e-41], dtype=np.float32)
+    x = np.array([[0.0, 5e-42, 1e-41, 3e-41]], dtype=np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_array_equal(_bin_index(x, tiny), np.searchsorted(tiny, x, side="right"))
 
 
 @pytest.mark.parametrize("kind", ["continuous", "tied-coarse", "tied-few"])

@@ -497,7 +497,8 @@ def _bin_index(s: np.ndarray, edges: np.ndarray, cells_per_edge: int = 64) -> np
     """
     n_cells = cells_per_edge * edges.size
     lo, span = edges[0], float(edges[-1]) - float(edges[0])
-    scale = s.dtype.type(n_cells / span if span > 0 else 1.0)
+    with np.errstate(over="ignore"):  # a range below ~1e-38 overflows float32: caught below
+        scale = s.dtype.type(n_cells / span if span > 0 else 1.0)
     if not 0 < scale < np.inf:  # extreme score ranges: plain search
         return np.searchsorted(edges, s, side="right")
 
