@@ -24,7 +24,7 @@ import torch
 from vaecam.cli import main
 from vaecam.data.synthetic import make_mvtec_like, make_ucsd_like
 from vaecam.outputs import OutputFolder
-from vaecam.reproduce.stages import Stage, StageRunner
+from vaecam.reproduce.stages import Stage, StageRunner, work_share
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -375,3 +375,20 @@ def test_a_folder_of_another_command_is_refused_even_with_overwrite(tmp_path):
         one_line_error(run(["reproduce", "--preset", "smoke", "--only", "mnist", "--out", out,
                             *extra]), "holds the results of 'vaecam explain'")
     assert files_and_times(out) == before
+
+
+def test_a_training_that_continued_a_finished_run_does_not_shrink_the_eta(tmp_path):
+    # two trainings estimated at an hour each: the first finds its run finished and returns
+    # at once; the ETA of the second must stay near its own hour, not collapse to seconds
+    lines: list[str] = []
+
+    def finished() -> dict:
+        return {"global_step": 4000, "resumed_from_step": 4000, "outputs": []}
+
+    stages = [Stage("t0", "train", {"s": 0}, finished, estimate=3600.0),
+              Stage("t1", "train", {"s": 1}, lambda: {"outputs": []}, estimate=3600.0)]
+    StageRunner(tmp_path, announce=lines.append).run_all(stages)
+    eta = next(line for line in lines if line.startswith("[2/2] t1 ..."))
+    assert re.search(r"ETA (59 min|1 h)", eta), eta
+    assert work_share({"global_step": 400, "resumed_from_step": 100}) == 0.75
+    assert work_share({"outputs": []}) == 1.0

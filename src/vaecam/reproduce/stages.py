@@ -76,6 +76,16 @@ def _digest(data: Any) -> str:
                           ).hexdigest()[:16]
 
 
+def work_share(result: Mapping[str, Any]) -> float:
+    """The share of a stage's estimated work it really did: a training that continued a
+    checkpoint did only the steps after it (none for a finished run), so that its seconds do
+    not make the pace, and with it the ETA of the stages after it, look faster than it is."""
+    total, start = result.get("global_step"), result.get("resumed_from_step")
+    if not isinstance(total, int) or not isinstance(start, int) or total <= 0:
+        return 1.0
+    return min(max((total - start) / total, 0.0), 1.0)
+
+
 class StageRunner:
     """Run stages in order under ``out``; records in ``out/.stages``.
 
@@ -183,7 +193,9 @@ class StageRunner:
                       f"ETA {format_duration(eta)})")
             self._record_path(stage.name).unlink(missing_ok=True)
             self._run(head, stage)
-            spent_estimate += stage.estimate
+            share = work_share(self.outcomes[stage.name].result)
+            total_estimate -= stage.estimate * (1.0 - share)
+            spent_estimate += stage.estimate * share
         return self.outcomes
 
     def _run(self, head: str, stage: Stage) -> None:
