@@ -236,7 +236,7 @@ def test_a_model_trained_into_collapse_is_flagged(synth, tmp_path, capsys):
                  "--no-progress"]) == 0
     capsys.readouterr()
     code, stdout, err = run_cli(["localize", "ucsd", "--preset", "smoke", "--checkpoint", run,
-                                 "--out", out, "--maps", "attention", "--layer", "conv3",
+                                 "--out", out, "--maps", "attention,combi,ssim", "--layer", "conv3",
                                  "--no-progress"], capsys)
     assert code == 0
     results = json.loads((out / "results.json").read_text())
@@ -246,7 +246,10 @@ def test_a_model_trained_into_collapse_is_flagged(synth, tmp_path, capsys):
     table = (out / "table.md").read_text()
     attention_rows = [line for line in table.splitlines() if line.startswith("| attention")]
     assert attention_rows and all("⚠ collapsed latent" in line for line in attention_rows)
-    assert "| recon-abs |" in table  # the baseline is not marked
+    combi_rows = [line for line in table.splitlines() if line.startswith("| combi")]
+    assert combi_rows and all("⚠ collapsed latent" in line for line in combi_rows)  # KL factor
+    # maps that only compare the image with its reconstruction are not marked
+    assert "| recon-abs |" in table and "| ssim |" in table
 
 
 def test_bad_localisation_requests_are_one_line_errors(ucsd_run, synth, tmp_path, capsys):

@@ -3,8 +3,9 @@
 Every metric cell reads ``mean ± std [lo, hi]``: the mean and population std over training
 seeds of the exact value, and the 95% bootstrap interval of the seed mean over test images
 (one seed: its own interval). Verdicts compare each map with the ``recon-abs`` baseline on the
-same resamples (``better``, ``worse``, ``undecided``). Rows of attention maps computed on a
-model whose latent has collapsed carry a warning mark: they are not evidence about attention.
+same resamples (``better``, ``worse``, ``undecided``). Rows of maps that read the latent
+(attention, attention-x-recon, grad-kl, combi, projection) computed on a model whose latent has
+collapsed carry a warning mark: they are not evidence about those maps.
 """
 
 from __future__ import annotations
@@ -35,9 +36,16 @@ def verdict_text(cell: Mapping[str, Any] | None) -> str:
     return (cell or {}).get("vs_baseline", {}).get("verdict", "–")
 
 
-def _mark(setting: Mapping[str, Any], results: Mapping[str, Any]) -> str:
+# Map families whose scores go through the latent (mu or the KL term): a collapsed latent makes
+# them no evidence about the method. recon-*, ssim, grad-recon and grad-elbo's reconstruction
+# part compare the image with its reconstruction and need no latent.
+LATENT_FAMILIES = ("attention", "attention-x-recon", "grad-kl", "combi", "projection")
+
+
+def collapsed_mark(setting: Mapping[str, Any], results: Mapping[str, Any]) -> str:
+    """`` ⚠ collapsed latent (seed ...)`` after a latent-dependent map of a collapsed model."""
     collapsed = results.get("collapsed_seeds", [])
-    if setting["family"] in ("attention", "attention-x-recon") and collapsed:
+    if setting["family"] in LATENT_FAMILIES and collapsed:
         return f" {COLLAPSED_MARK} (seed {', '.join(map(str, collapsed))})"
     return ""
 
@@ -91,7 +99,7 @@ def method_table(results: Mapping[str, Any]) -> str:
     for setting in best_per_family(results):
         m = setting["metrics"]
         shown = setting["name"] if setting["family"] == "attention" else setting["label"]
-        rows.append([shown + _mark(setting, results), *(cell_text(m.get(k))
+        rows.append([shown + collapsed_mark(setting, results), *(cell_text(m.get(k))
                                                                     for k in keys),
                      verdict_text(m.get("pixel_auroc")), verdict_text(m.get("aupro")),
                      f"{setting['ms_per_image']:.1f}"])
@@ -103,7 +111,8 @@ def grid_table(results: Mapping[str, Any]) -> str:
     keys = metric_keys(results)
     headers = ["setting", *(f"{METRIC_NAMES[k]}" for k in keys), "verdict pixel AUROC",
                "verdict AUPRO"]
-    rows = [[s["name"] + _mark(s, results), *(cell_text(s["metrics"].get(k)) for k in keys),
+    rows = [[s["name"] + collapsed_mark(s, results),
+             *(cell_text(s["metrics"].get(k)) for k in keys),
              verdict_text(s["metrics"].get("pixel_auroc")), verdict_text(s["metrics"].get(
                  "aupro"))] for s in results["settings"]]
     return markdown_table(headers, rows)
@@ -126,8 +135,8 @@ def collapse_warning(results: Mapping[str, Any]) -> str:
     if not collapsed:
         return ""
     return (f"WARNING: the latent of seed(s) {', '.join(map(str, collapsed))} has collapsed "
-            "(0 active units): mu does not depend on the input, so attention rows marked "
-            f"'{COLLAPSED_MARK}' are not evidence about attention.")
+            "(0 active units): mu does not depend on the input, so the rows of maps that read the "
+            f"latent, marked '{COLLAPSED_MARK}', are not evidence about those maps.")
 
 
 def values_by(results: Mapping[str, Any], names: Sequence[str], metric: str

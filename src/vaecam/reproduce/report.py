@@ -43,11 +43,11 @@ from vaecam.report.document import (
     rerun_section,
 )
 from vaecam.report.localization import (
-    COLLAPSED_MARK,
     METRIC_NAMES,
     best_per_family,
     cell_text,
     collapse_warning,
+    collapsed_mark,
     metric_keys,
     verdict_text,
 )
@@ -172,13 +172,6 @@ def _styled(cell: Mapping[str, Any] | None) -> Cell:
     return Cell(cell_text(cell), _VERDICT_STYLE.get(verdict_text(cell), ""))
 
 
-def _mark(setting: Mapping[str, Any], results: Mapping[str, Any]) -> str:
-    collapsed = results.get("collapsed_seeds", [])
-    if setting["family"] in ("attention", "attention-x-recon") and collapsed:
-        return f" {COLLAPSED_MARK} (seed {', '.join(map(str, collapsed))})"
-    return ""
-
-
 def _best_attention(results: Mapping[str, Any]) -> Mapping[str, Any] | None:
     return next((s for s in best_per_family(results) if s["family"] == "attention"), None)
 
@@ -194,7 +187,7 @@ def method_table(results: Mapping[str, Any], caption: str) -> Table:
     rows = []
     for s in best_per_family(results):
         m = s["metrics"]
-        rows.append([s["name"] + _mark(s, results), *(_styled(m.get(k)) for k in keys),
+        rows.append([s["name"] + collapsed_mark(s, results), *(_styled(m.get(k)) for k in keys),
                      verdict_text(m.get("pixel_auroc")), verdict_text(m.get("aupro")),
                      round(float(s["ms_per_image"]), 1)])
     return Table(["map", *(METRIC_NAMES[k] for k in keys), "verdict pixel AUROC",
@@ -203,7 +196,7 @@ def method_table(results: Mapping[str, Any], caption: str) -> Table:
 
 def grid_table(results: Mapping[str, Any], caption: str) -> Table:
     keys = metric_keys(results)
-    rows = [[s["name"] + _mark(s, results), *(_styled(s["metrics"].get(k)) for k in keys)]
+    rows = [[s["name"] + collapsed_mark(s, results), *(_styled(s["metrics"].get(k)) for k in keys)]
             for s in results["settings"]]
     return Table(["setting", *(METRIC_NAMES[k] for k in keys)], rows, caption=caption)
 
@@ -367,9 +360,11 @@ def beyond_the_paper(localization: Sequence[tuple[str, str, Mapping[str, Any] | 
             verdict_text(s["metrics"].get(k)) == "better" for k in ("pixel_auroc", "aupro"))]
         best = max(rows_of, key=lambda s: _mean(s) or float("-inf"))
         m = best["metrics"]
-        shown = "; ".join(f"{s['label']} ({s['metrics']['pixel_auroc']['mean']:.3f} / "
+        shown = "; ".join(f"{s['label']}{collapsed_mark(s, results)} "
+                          f"({s['metrics']['pixel_auroc']['mean']:.3f} / "
                           f"{s['metrics']['aupro']['mean']:.3f})" for s in winners) or "none"
-        rows.append([f"{experiment} {dataset}", shown, best["label"],
+        best_label = best["label"] + collapsed_mark(best, results)
+        rows.append([f"{experiment} {dataset}", shown, best_label,
                      _styled(m.get("pixel_auroc")), verdict_text(m.get("pixel_auroc")),
                      _styled(m.get("aupro")), verdict_text(m.get("aupro"))])
         data.append({"experiment": experiment, "dataset": dataset,
