@@ -78,8 +78,8 @@ def table2(results: dict[str, Any], cfg: loc.LocalizationConfig, category: str) 
     best_attention = next((s["name"] for s in best if s["family"] == "attention"), None)
     names = [loc.BASELINE, *repro, *([best_attention] if best_attention else [])]
     headers = ["category", "metric", *(["paper", "repro relu", "repro abs"] if reference else []),
-               "ours recon-abs", f"ours {last} m2 relu", f"ours {last} m2 abs",
-               *([f"ours best: {best_attention}"] if best_attention else [])]
+               "vaecam recon-abs", f"vaecam {last} m2 relu", f"vaecam {last} m2 abs",
+               *([f"vaecam best: {best_attention}"] if best_attention else [])]
     rows = []
     for i, key in enumerate(("pixel_auroc", "best_iou")):
         refs = list(reference[3 * i : 3 * i + 3]) if reference else []

@@ -61,10 +61,10 @@ def _clips(values: Any) -> list[str | int] | None:
 
 def figure4_table(results: dict[str, Any], cfg: loc.LocalizationConfig) -> str:
     """Pixel AUROC: rows baseline + conv layers; the paper's and the reproduction's columns,
-    then ours for each method x activation (mean ± std [interval]; the baseline repeated, as
+    then vaecam's for each method x activation (mean ± std [interval]; the baseline repeated, as
     the reproduction does)."""
     ours = [(m, a) for m in cfg.methods for a in cfg.activations]
-    headers = ["layer", *REFERENCE_COLUMNS, *(f"ours {m} {a}" for m, a in ours)]
+    headers = ["layer", *REFERENCE_COLUMNS, *(f"vaecam {m} {a}" for m, a in ours)]
     baseline = values_by(results, [loc.BASELINE], "pixel_auroc")[0]
     rows = [[loc.BASELINE, *(UCSD_PED1_PIXEL_AUROC["baseline"][c] for c in REFERENCE_COLUMNS),
              *([baseline] * len(ours))]]
