@@ -24,7 +24,12 @@ def test_a_large_png_is_stored_with_a_palette_and_a_small_one_is_kept(tmp_path, 
     with Image.open(big) as image:
         assert image.mode == "P" and image.size == (1440, 480)
         rgb = np.asarray(image.convert("RGB"), dtype=np.int16)
+    with Image.open(tmp_path / "raw.png") as image:
+        original = np.asarray(image.convert("RGB"), dtype=np.int16)
     assert big.stat().st_size < 0.6 * raw
-    assert np.abs(rgb[5:-5, 5:-5]).max() > 0  # the content survived
+    # the same figure, alike to the eye: on this worst case (pure noise through 'jet') the mean
+    # colour error is about 4 of 255 and 99.9% of values are within 33; lost content gives ~100
+    error = np.abs(rgb - original)
+    assert error.mean() < 8 and np.percentile(error, 99.9) < 64
     with Image.open(small) as image:
         assert image.mode == "RGBA"
