@@ -118,7 +118,12 @@ def _register_train(train: argparse._SubParsersAction) -> None:
     option(ucsd, "--channels", help="three conv channel counts (paper 64 128 256)")
     option(ucsd, "--hidden", help="units of the Linear layer (paper 1024)")
     option(ucsd, "--loss",
-           help="reconstruction loss, summed: bce (default, as the authors) or mse")
+           help="reconstruction loss, summed: bce (default, as the authors) or mse; "
+           "ignored by the standardized and live recipes (Gaussian with the frames' spread)")
+    option(ucsd, "--recipe",
+           help="paper (the published model) | standardized (input standardised by the mean "
+           "training frame, Gaussian decoder with the frames' spread) | live (standardized + "
+           "BatchNorm/LeakyReLU encoder, keeps the encoder alive on UCSD; docs/ucsd-recipe.md)")
     add_preset_options(ucsd)
     add_training_options(ucsd)
     ucsd.set_defaults(handler=_train_ucsd)

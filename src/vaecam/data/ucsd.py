@@ -135,6 +135,10 @@ class UCSDTrainFrames(Dataset[Tensor]):
     def __getitem__(self, index: int) -> Tensor:
         return torch.from_numpy(read_image(self.frames[index].image, "L", self.size))[None]
 
+    def stacked(self) -> Tensor:
+        """Every frame in one (N, 1, size, size) tensor."""
+        return torch.stack([self[i] for i in range(len(self))])
+
 
 class UCSDTestClips(Dataset[tuple[Tensor, Tensor, str, int]]):
     """Test frames with pixel masks: (image (1, S, S), mask (S, S) bool, clip name, frame number).

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+from torch import Tensor
 from torch.utils.data import Dataset
 
 from vaecam.data.transforms import AugmentConfig
@@ -42,12 +43,14 @@ def train_vae(
     val_set: Dataset | None = None,
     device_augment: tuple[AugmentConfig, int] | None = None,
     callbacks: Sequence[L.Callback] = (),
+    fit_images: Tensor | None = None,
 ) -> Path:
     """Fit ``model_name`` with Adam(``lr``) on ``train_set``; returns the last checkpoint.
 
     ``data`` (a plain description of the training data) and ``options`` (the merged options of
     the run) are stored in the checkpoint's ``vaecam`` entry beside the seed. With
     ``device_augment`` the training set yields (image, index) and is augmented on the device.
+    ``fit_images``: training images the model learns its data constants from (standardisation).
     """
     module = VAEModule(
         model_name,
@@ -57,6 +60,7 @@ def train_vae(
         **loss_switches(options),
         extra_metadata={"seed": cfg.seed, "data": plain(data), "train_options": plain(options)},
         device_augment=device_augment,
+        fit_images=fit_images,
     )
     return fit(module, train_set, cfg, val_set=val_set, data=plain(data), inputs=inputs,
                callbacks=callbacks)

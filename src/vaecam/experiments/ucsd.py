@@ -15,7 +15,7 @@ from vaecam.data.ucsd import UCSDTestClips, UCSDTrainFrames
 from vaecam.errors import ConfigError
 from vaecam.experiments import localization as loc
 from vaecam.experiments.training import tracking_callbacks, train_vae
-from vaecam.models.ucsd import UCSDVAE
+from vaecam.models.ucsd import RECIPES, UCSDVAE
 from vaecam.outputs import OutputFolder
 from vaecam.report.localization import values_by
 from vaecam.report.references import UCSD_PED1_PIXEL_AUROC
@@ -37,6 +37,7 @@ def train_ucsd(options: dict[str, Any], cfg: TrainConfig) -> Path:
         "channels": list(options.get("channels", (64, 128, 256))),
         "hidden": int(options.get("hidden", 1024)),
         "loss": options.get("loss", "bce"),
+        **RECIPES[options.get("recipe") or "paper"],
     }
     data = {"kind": "ucsd", "root": root.resolve(), "name": root.name,
             "n_train_frames": len(train_set), "image_size": size}
@@ -48,8 +49,9 @@ def train_ucsd(options: dict[str, Any], cfg: TrainConfig) -> Path:
         callbacks, cfg = tracking_callbacks(options, cfg, test_set, test_set.labels,
                                             model_config, MODEL, list(UCSDVAE.conv_layers),
                                             f"{root.name} test clips")
+    fit_images = train_set.stacked() if model_config["standardize"] else None
     return train_vae(MODEL, model_config, train_set, cfg, float(options.get("lr", 1e-4)), data,
-                     options, inputs=[root], callbacks=callbacks)
+                     options, inputs=[root], callbacks=callbacks, fit_images=fit_images)
 
 
 def _clips(values: Any) -> list[str | int] | None:
@@ -91,7 +93,7 @@ def localize_ucsd(options: dict[str, Any]) -> dict[str, Any]:
     if unknown:
         raise ConfigError(
             f"layer(s) {', '.join(unknown)} have no row in Figure 4; choose among "
-            f"{', '.join(f'{k} ({v})' for k, v in UCSDVAE.conv_layers.items())}"
+            f"{', '.join(f'{k} ({v})' for k, v in model.conv_layers.items())}"
         )
     frames = options.get("frames") or "all"
     size = model.input_shape[1]

@@ -89,6 +89,10 @@ class VAE(nn.Module):
             **config,
         }
 
+    def fit_data(self, images: Tensor) -> None:
+        """Learn constants of the training data before the first step (none by default; a
+        model that standardises its input learns the mean and spread here)."""
+
     def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
         raise NotImplementedError
 

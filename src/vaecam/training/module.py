@@ -81,18 +81,22 @@ class VAEModule(L.LightningModule):
         recon_scale: float = 1.0,
         extra_metadata: dict[str, Any] | None = None,
         device_augment: tuple[AugmentConfig, int] | None = None,
+        fit_images: Tensor | None = None,
     ):
         """``device_augment`` (config, seed): batches arrive as (images, item indices) and are
         augmented on the device with :func:`~vaecam.data.transforms.augment_batch`, the same
-        draws as the per-item augmentation of the dataset it wraps."""
+        draws as the per-item augmentation of the dataset it wraps. ``fit_images``: the
+        training images the model learns its data constants from (:meth:`VAE.fit_data`)."""
         super().__init__()
-        self.save_hyperparameters(ignore=["extra_metadata", "device_augment"])
+        self.save_hyperparameters(ignore=["extra_metadata", "device_augment", "fit_images"])
         self.device_augment = device_augment
         self.kl_warmup_epochs = float(kl_warmup_epochs)
         self.free_bits = float(free_bits)
         self.recon_scale = float(recon_scale)
         with seeded_init(seed):
             self.model: VAE = build_model(model_name, **model_config)
+        if fit_images is not None:
+            self.model.fit_data(fit_images)
         self.lr = lr
         self.betas = tuple(betas)
         self.seed = seed

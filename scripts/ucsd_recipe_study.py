@@ -1,0 +1,134 @@
+"""Which UCSD recipe keeps the VAE alive? A study on TRAINING clips only.
+
+Trains each recipe of :data:`vaecam.models.ucsd.RECIPES` with the cpu preset's optimiser (Adam,
+lr 1e-4, batch 32, 100x100 frames) on the training clips minus the held-out ones (default
+Train015 and Train016) and, every ``--every`` steps, measures on the held-out training clips: the
+KL per frame, active latent units, every encoder layer's alive fraction (on a fixed probe of 100
+training frames), the squared reconstruction error per pixel and the seconds per step. No test
+frame and no mask is read. Writes one CSV row per evaluation and a figure of the curves.
+
+    python scripts/ucsd_recipe_study.py --data ../shared/data/ucsd/UCSDped2 --steps 200 \\
+        --recipes paper standardized live --seeds 0 --out study/
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import time
+from pathlib import Path
+
+import torch
+from matplotlib.figure import Figure
+from vaecam.metrics.encoder_health import model_health
+
+from vaecam.data.ucsd import UCSDTrainFrames
+from vaecam.models import build_model
+from vaecam.models.base import eval_mode
+from vaecam.models.ucsd import RECIPES
+from vaecam.training.module import seeded_init, step_generator
+
+FIELDS = ["recipe", "seed", "step", "seconds_per_step", "train_loss", "heldout_kl",
+          "active_units", "hidden_alive", "hidden_layer", "mu_std", "heldout_mse"]
+
+
+def split_frames(root: Path, size: int, held_out: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(training frames, held-out frames) of the Train clips, split by clip name."""
+    frames = UCSDTrainFrames(root, size)
+    images = frames.stacked()
+    held = torch.tensor([f.clip in held_out for f in frames.frames])
+    if not held.any() or held.all():
+        raise SystemExit(f"held-out clips {held_out} leave no frame on one side; name others")
+    return images[~held], images[held]
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, probe: torch.Tensor, heldout: torch.Tensor) -> dict:
+    """Health on the probe and fit on the held-out clips (eval mode, restored)."""
+    health = model_health(model, probe)
+    held = model_health(model, heldout)
+    with eval_mode(model):
+        mu, _ = model.encode(heldout)
+        mse = float((model.decode(mu) - heldout).pow(2).mean())
+    return {"heldout_kl": held["kl"], "active_units": held["active_units"],
+            "hidden_alive": health["hidden_alive"], "hidden_layer": health["hidden_layer"],
+            "mu_std": held["mu_std"], "heldout_mse": mse}
+
+
+def run(recipe: str, seed: int, train: torch.Tensor, heldout: torch.Tensor, steps: int,
+        every: int, lr: float, batch: int) -> list[dict]:
+    """Train one recipe from ``seed`` and return its evaluation rows."""
+    with seeded_init(seed):
+        model = build_model("ucsd-vae", input_shape=list(train.shape[1:]), **RECIPES[recipe])
+    model.fit_data(train)
+    optimiser = torch.optim.Adam(model.parameters(), lr=lr)
+    draws = torch.Generator().manual_seed(seed)
+    probe = train[torch.randperm(len(train), generator=draws)[:100]]
+    rows = [{"recipe": recipe, "seed": seed, "step": 0, "seconds_per_step": None,
+             "train_loss": None, **evaluate(model, probe, heldout)}]
+    start = time.perf_counter()
+    for step in range(1, steps + 1):
+        x = train[torch.randint(len(train), (batch,), generator=draws)]
+        out = model(x, generator=step_generator(seed, step, 0, x.device))
+        loss = model.loss(out, x).total
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        if step % every == 0 or step == steps:
+            rows.append({"recipe": recipe, "seed": seed, "step": step,
+                         "seconds_per_step": (time.perf_counter() - start) / step,
+                         "train_loss": float(loss), **evaluate(model, probe, heldout)})
+            print({k: v for k, v in rows[-1].items()}, flush=True)
+    return rows
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    """Held-out KL, active units and hidden alive fraction along training, one line per run."""
+    panels = [("heldout_kl", "KL per held-out frame (nats)"), ("active_units", "active units"),
+              ("hidden_alive", "least-alive encoder layer (fraction)")]
+    fig = Figure(figsize=(12, 3.6), layout="constrained")
+    axes = fig.subplots(1, len(panels))
+    runs = sorted({(r["recipe"], r["seed"]) for r in rows})
+    colours = dict(zip(sorted({r for r, _ in runs}), ["#0072B2", "#D55E00", "#009E73",
+                                                      "#CC79A7", "#E69F00"], strict=False))
+    for ax, (key, label) in zip(axes, panels, strict=True):
+        for recipe, seed in runs:
+            points = [(r["step"], r[key]) for r in rows
+                      if (r["recipe"], r["seed"]) == (recipe, seed)]
+            ax.plot(*zip(*points, strict=True), marker="o", ms=3, color=colours[recipe],
+                    label=f"{recipe} (seed {seed})")
+        ax.set_xlabel("training step")
+        ax.set_title(label, fontsize=9)
+    axes[-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    fig.savefig(path, dpi=120)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", type=Path, required=True, help="UCSDped1 or UCSDped2 folder")
+    parser.add_argument("--out", type=Path, required=True, help="folder for study.csv and figure")
+    parser.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=list(RECIPES))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0])
+    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--every", type=int, default=40)
+    parser.add_argument("--size", type=int, default=100)
+    parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--held-out", nargs="+", default=["Train015", "Train016"])
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    train, heldout = split_frames(args.data, args.size, args.held_out)
+    args.out.mkdir(parents=True, exist_ok=True)
+    rows = [row for recipe in args.recipes for seed in args.seeds
+            for row in run(recipe, seed, train, heldout, args.steps, args.every, args.lr,
+                           args.batch_size)]
+    with open(args.out / "study.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+    plot(rows, args.out / "study.png")
+    print(f"study: {args.out / 'study.csv'}, {args.out / 'study.png'}")
+
+
+if __name__ == "__main__":
+    main()
