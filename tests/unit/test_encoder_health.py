@@ -142,15 +142,15 @@ def test_model_health_adds_the_least_alive_layer_to_the_latent_summary():
     assert record["encoder_layers"]["encoder.0"]["alive_fraction"] == 0.5
 
 
-def test_health_warning_names_the_dead_layer_and_the_collapsed_seed():
-    healthy = {"hidden_alive": 0.9, "hidden_layer": "encoder.6", "hidden_kind": "Linear",
+def test_health_warning_names_the_least_alive_layer_of_each_unhealthy_seed():
+    healthy = {"hidden_alive": 0.9, "hidden_layer": "encoder.7", "hidden_kind": "Linear",
                "active_units": 5, "latent_dim": 32, "kl": 12.0}
     dead = {**healthy, "hidden_alive": 0.15}
     collapsed = {**healthy, "active_units": 0, "kl": 0.04}
     assert health_warning({0: healthy, 1: None}) == ""
     line = health_warning({0: healthy, 1: dead, 2: collapsed})
     assert "\n" not in line and "seed 0" not in line
-    assert "seed 1: encoder layer encoder.6 (Linear) has 15% of its units alive" in line
-    assert "seed 2: 0 of 32 latent units are active" in line
+    assert "seed 1: encoder layer encoder.7 (Linear) 15% alive, 5 of 32 latent units" in line
+    assert "seed 2: encoder layer encoder.7 (Linear) 90% alive, 0 of 32 latent units" in line
     assert "--lr" in line  # advice for a dead layer
     assert "--free-bits" in health_warning({2: collapsed})  # advice for a collapse alone

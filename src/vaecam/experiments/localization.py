@@ -15,8 +15,8 @@ there for pixel AUROC and best IoU (the reproduction's alternative), while AUPRO
 image labels always come from the full-size masks (the attention map is enlarged by repeating
 its cells for them).
 
-Every report also states the health of the model it explains: KL, active units, the spread of
-``mu`` and the least-alive encoder layer on the test images. A model with no active unit has no latent code left; its
+Every report also states the latent health of the model it explains: KL, active units and the
+spread of ``mu`` on the test images. A model with no active unit has no latent code left; its
 attention rows are marked, since gradients of a constant ``mu`` carry no information.
 """
 

@@ -188,31 +188,30 @@ def model_health(model: nn.Module, images: Tensor) -> dict[str, Any]:
     }
 
 
-def health_problems(record: Mapping[str, Any]) -> list[str]:
-    """What is wrong in a :func:`model_health` record: a layer under :data:`ALIVE_WARNING`
-    alive, no active latent unit."""
-    problems = []
+def is_unhealthy(record: Mapping[str, Any]) -> tuple[bool, bool]:
+    """(a layer under :data:`ALIVE_WARNING` alive, no active latent unit) of a
+    :func:`model_health` record."""
     alive = record.get("hidden_alive")
-    if alive is not None and alive < ALIVE_WARNING:
-        problems.append(f"encoder layer {record['hidden_layer']} ({record['hidden_kind']}) has "
-                        f"{alive:.0%} of its units alive")
-    if record.get("active_units") == 0:
-        problems.append(f"0 of {record['latent_dim']} latent units are active (KL "
-                        f"{record['kl']:.2g} nats)")
-    return problems
+    return alive is not None and alive < ALIVE_WARNING, record.get("active_units") == 0
 
 
 def health_warning(records: Mapping[Any, Mapping[str, Any] | None]) -> str:
-    """One line on the unhealthy seeds of ``records`` (seed -> record) with what to try, or an
-    empty string when every recorded model is healthy."""
-    parts, dead = [], False
+    """One line on the unhealthy seeds of ``records`` (seed -> :func:`model_health` record):
+    each one's least-alive layer and active units, and what to try; empty when all recorded
+    models are healthy."""
+    parts, any_dead = [], False
     for seed, record in records.items():
-        problems = health_problems(record or {})
-        if problems:
-            parts.append(f"seed {seed}: {' and '.join(problems)}")
-            dead |= problems[0].startswith("encoder layer")
+        dead, collapsed = is_unhealthy(record or {})
+        if not (dead or collapsed) or record is None:
+            continue
+        any_dead |= dead
+        layer = ("no rectified encoder layer" if record.get("hidden_alive") is None else
+                 f"encoder layer {record['hidden_layer']} ({record['hidden_kind']}) "
+                 f"{record['hidden_alive']:.0%} alive")
+        parts.append(f"seed {seed}: {layer}, {record['active_units']} of "
+                     f"{record['latent_dim']} latent units active (KL {record['kl']:.2g} nats)")
     if not parts:
         return ""
-    advice = DEAD_LAYER_ADVICE if dead else COLLAPSE_ADVICE
-    return (f"{'; '.join(parts)} at the end of training, so the attention maps of such a model "
-            f"explain a nearly constant code; {advice}")
+    return (f"{'; '.join(parts)} at the end of training (a layer under {ALIVE_WARNING:.0%} alive "
+            "or no active unit leaves the attention maps little or nothing to explain); "
+            f"{DEAD_LAYER_ADVICE if any_dead else COLLAPSE_ADVICE}")
