@@ -3,7 +3,9 @@ with the smoke preset, and bad input that must end in exit status 2 with a one-l
 
 from __future__ import annotations
 
+import csv
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -231,19 +233,36 @@ def test_synth_refuses_options_of_the_other_kind_and_non_empty_out(synth, tmp_pa
 def test_a_model_trained_into_collapse_is_flagged(synth, tmp_path, capsys):
     """A KL weight of 10,000 (recon scale 1e-4) collapses the posterior on purpose."""
     run, out = tmp_path / "run", tmp_path / "loc"
-    assert main(["train", "ucsd", "--preset", "smoke", "--data", str(synth / "ucsd/UCSDped1"),
-                 "--out", str(run), "--max-epochs", "3", "--recon-scale", "0.0001",
-                 "--no-progress"]) == 0
-    capsys.readouterr()
+    code, _, err = run_cli(["train", "ucsd", "--preset", "smoke", "--data",
+                            synth / "ucsd/UCSDped1", "--out", run, "--max-epochs", "3",
+                            "--recon-scale", "0.0001", "--no-progress"], capsys)
+    assert code == 0
+    warnings = [line for line in err.splitlines() if line.startswith("vaecam: warning:")]
+    assert len(warnings) == 1, err
+    assert re.match(r"vaecam: warning: seed 0: encoder layer encoder\.7 \(Linear\) \d+% alive, "
+                    r"0 of \d+ latent units active", warnings[0]), warnings[0]
+    assert "try " in warnings[0]
+    health = json.loads((run / "seed0/health.json").read_text())
+    assert health["collapsed"] and health["epoch"] == 2 and health["probe_images"] >= 2
+    assert list(health["encoder_layers"]) == ["encoder.0", "encoder.2", "encoder.4", "encoder.7"]
+    assert health["hidden_alive"] == min(h["alive_fraction"]
+                                         for h in health["encoder_layers"].values())
+    with open(next(run.glob("seed0/logs/csv/version_*/metrics.csv"))) as handle:
+        logged = [row for row in csv.DictReader(handle) if row["encoder/hidden_alive"]]
+    assert len(logged) == 3 and float(logged[-1]["encoder/hidden_alive"]) == pytest.approx(
+        health["hidden_alive"])
+    assert {"encoder/alive/encoder.7", "encoder/spread/encoder.0", "latent/kl"} <= set(logged[0])
     code, stdout, err = run_cli(["localize", "ucsd", "--preset", "smoke", "--checkpoint", run,
                                  "--out", out, "--maps", "attention,combi,ssim", "--layer", "conv3",
                                  "--no-progress"], capsys)
     assert code == 0
     results = json.loads((out / "results.json").read_text())
     assert results["latent"]["0"]["active_units"] == 0 and results["collapsed_seeds"] == [0]
+    assert results["latent"]["0"]["hidden_layer"].startswith("encoder.")
     warnings = [line for line in err.splitlines() if line.startswith("vaecam: warning:")]
     assert len(warnings) == 1 and "collapsed" in warnings[0]
     table = (out / "table.md").read_text()
+    assert "hidden alive (least-alive encoder layer)" in table
     attention_rows = [line for line in table.splitlines() if line.startswith("| attention")]
     assert attention_rows and all("⚠ collapsed latent" in line for line in attention_rows)
     combi_rows = [line for line in table.splitlines() if line.startswith("| combi")]

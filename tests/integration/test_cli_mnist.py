@@ -132,6 +132,7 @@ def test_seeds_train_distinct_runs_and_localize_aggregates_them(tmp_path):
     for seed in (0, 1):
         config = json.loads((runs / f"seed{seed}" / "train_config.json").read_text())
         assert config["identity"]["module"]["seed"] == seed
+        assert json.loads((runs / f"seed{seed}" / "health.json").read_text())["step"] == 2
         checkpoint = torch.load(runs / f"seed{seed}" / "checkpoints" / "last.ckpt",
                                 map_location="cpu", weights_only=True)
         weights[seed] = checkpoint["state_dict"]

@@ -15,6 +15,7 @@ from vaecam.cli.common import (
     print_localization,
     train_config,
     warn,
+    warn_unhealthy,
 )
 from vaecam.configs.schema import OPTIONS
 from vaecam.errors import ConfigError
@@ -28,7 +29,9 @@ def _train_seeds(options: dict[str, Any], experiment: str, train_one, inputs) ->
                            inputs)
     for seed, path in last.items():
         print(f"  seed {seed}: last checkpoint {path}")
-    print(f"logs (CSV, TensorBoard) and train_config.json in each run folder of {cfg.out_dir}")
+    print(f"logs (CSV, TensorBoard), health.json and train_config.json in each run folder of "
+          f"{cfg.out_dir}")
+    warn_unhealthy(cfg.out_dir, last)
     return last
 
 

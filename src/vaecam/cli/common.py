@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,17 @@ def option(parser: argparse.ArgumentParser | argparse._ArgumentGroup, *flags: st
 def warn(message: str) -> None:
     """One ``vaecam: warning: ...`` line on stderr (an option that does nothing, a fallback)."""
     print(f"vaecam: warning: {message}", file=sys.stderr)
+
+
+def warn_unhealthy(out: Path, seeds: Iterable[int]) -> None:
+    """After ``vaecam train``: one warning line if a seed's run (``out/seed<S>``) ended with a
+    dead encoder layer or a collapsed latent (its ``health.json``)."""
+    from vaecam.experiments.seeds import seed_dir
+    from vaecam.experiments.training import training_health_warning
+
+    message = training_health_warning({seed: seed_dir(out, seed) for seed in seeds})
+    if message:
+        warn(message)
 
 
 def add_preset_options(parser: argparse.ArgumentParser, default: str = "cpu") -> None:

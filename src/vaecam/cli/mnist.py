@@ -17,6 +17,7 @@ from vaecam.cli.common import (
     print_localization,
     train_config,
     warn,
+    warn_unhealthy,
 )
 from vaecam.errors import ConfigError
 
@@ -54,7 +55,9 @@ def _train(args: argparse.Namespace) -> int:
     print(f"trained on digit {options['digit']}; best checkpoint per seed:")
     for seed, path in best.items():
         print(f"  seed {seed}: {path}")
-    print(f"logs (CSV, TensorBoard) and train_config.json in each run folder of {cfg.out_dir}")
+    print(f"logs (CSV, TensorBoard), health.json and train_config.json in each run folder of "
+          f"{cfg.out_dir}")
+    warn_unhealthy(cfg.out_dir, best)
     return 0
 
 

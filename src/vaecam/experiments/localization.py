@@ -46,7 +46,7 @@ from vaecam.metrics.bootstrap import (
     aggregate_seeds,
     resample_counts,
 )
-from vaecam.metrics.latent import latent_summary
+from vaecam.metrics.encoder_health import model_health
 from vaecam.metrics.localization import PixelROCAccumulator, image_auroc
 
 Resize = Literal["upsample-maps", "downscale-masks"]
@@ -382,7 +382,7 @@ def evaluate(
         boot = _merge_resolutions(boot, full_collector.result(
             BASELINE, counts=counts, max_fpr=cfg.max_fpr, point_estimates=metrics))
     curves = {s.name: scorers[s.name].pixels.roc_curve()[:2] for s in settings}
-    latent = latent_summary(model, torch.cat(health_images).to(device))
+    latent = model_health(model, torch.cat(health_images).to(device))
     return SeedEvaluation(
         settings=list(settings), metrics=metrics, curves=curves,
         ms_per_image=timings, bootstrap=boot,

@@ -8,7 +8,8 @@ identity, which ``--resume`` checks.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,8 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from vaecam.data.transforms import AugmentConfig
+from vaecam.metrics.encoder_health import health_warning
+from vaecam.training.callbacks import LatentHealth
 from vaecam.training.module import VAEModule
 from vaecam.training.run_folder import plain
 from vaecam.training.trainer import TrainConfig, fit
@@ -64,6 +67,21 @@ def train_vae(
     )
     return fit(module, train_set, cfg, val_set=val_set, data=plain(data), inputs=inputs,
                callbacks=callbacks)
+
+
+def read_health(run_dir: Path) -> dict[str, Any] | None:
+    """The last latent and encoder health a training run recorded (``health.json``), or None."""
+    try:
+        record = json.loads((Path(run_dir) / LatentHealth.FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def training_health_warning(runs: Mapping[int, Path]) -> str:
+    """One line naming the runs (seed -> run folder) that ended with a layer under 20% alive
+    or no active latent unit, and what to try; empty when all are healthy."""
+    return health_warning({seed: read_health(run) for seed, run in runs.items()})
 
 
 def tracking_callbacks(options: dict[str, Any], cfg: TrainConfig, test_set: Dataset,

@@ -38,14 +38,13 @@ def posterior_means(model: torch.nn.Module, x: Tensor, batch_size: int = 256
     return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
 
 
-def latent_summary(model: torch.nn.Module, x: Tensor) -> dict[str, float | int | bool]:
-    """Health of a model's latent code on images ``x`` (N >= 2).
+def posterior_summary(mu: Tensor, logvar: Tensor) -> dict[str, float | int | bool]:
+    """Health of a latent code from posterior parameters ``mu``, ``logvar`` (N >= 2, D).
 
     ``kl``: mean over images of the KL summed over latent dims (nats); ``active_units``: dims with
     Var_x(mu) > 0.01; ``mu_std``: mean over dims of the std of ``mu`` across images;
     ``mu_std_max``: the largest of those stds; ``latent_dim``; ``collapsed``: no active unit.
     """
-    mu, logvar = posterior_means(model, x)
     mu, logvar = mu.double(), logvar.double()
     std = mu.std(dim=0)
     units = active_units(mu)
@@ -57,6 +56,11 @@ def latent_summary(model: torch.nn.Module, x: Tensor) -> dict[str, float | int |
         "latent_dim": int(mu.shape[1]),
         "collapsed": units == 0,
     }
+
+
+def latent_summary(model: torch.nn.Module, x: Tensor) -> dict[str, float | int | bool]:
+    """Health of a model's latent code on images ``x`` (N >= 2); see :func:`posterior_summary`."""
+    return posterior_summary(*posterior_means(model, x))
 
 
 def encoder_activity(model: torch.nn.Module, x: Tensor) -> dict[str, float]:

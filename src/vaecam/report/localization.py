@@ -5,7 +5,8 @@ seeds of the exact value, and the 95% bootstrap interval of the seed mean over t
 (one seed: its own interval). Verdicts compare each map with the ``recon-abs`` baseline on the
 same resamples (``better``, ``worse``, ``undecided``). Rows of maps that read the latent
 (attention, attention-x-recon, grad-kl, combi, projection) computed on a model whose latent has
-collapsed carry a warning mark: they are not evidence about those maps.
+collapsed carry a warning mark: they are not evidence about those maps. The latent-health table
+names each seed's least-alive encoder layer (``hidden alive``) beside KL and active units.
 """
 
 from __future__ import annotations
@@ -13,11 +14,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from vaecam.metrics.encoder_health import ALIVE_WARNING, is_unhealthy
 from vaecam.report.tables import fmt, markdown_table
 
 METRIC_NAMES = {"pixel_auroc": "pixel AUROC", "aupro": "AUPRO (FPR<=0.3)",
                 "best_iou": "best IoU", "image_auroc_max": "image AUROC (max)"}
 COLLAPSED_MARK = "⚠ collapsed latent"
+HIDDEN_ALIVE = "hidden alive (least-alive encoder layer)"
 
 
 def cell_text(cell: Mapping[str, Any] | None, digits: int = 3) -> str:
@@ -120,25 +123,49 @@ def grid_table(results: Mapping[str, Any]) -> str:
     return markdown_table(headers, rows)
 
 
+def hidden_alive_text(health: Mapping[str, Any]) -> str:
+    """``15% (encoder.7, Linear)``: the least-alive encoder layer of a seed's health record
+    (``not measured`` for records without encoder health)."""
+    if health.get("hidden_alive") is None:
+        return "not measured"
+    return f"{health['hidden_alive']:.0%} ({health['hidden_layer']}, {health['hidden_kind']})"
+
+
+def dead_layer_seeds(results: Mapping[str, Any]) -> list[str]:
+    """Seeds whose least-alive encoder layer has under 20% of its units alive."""
+    return [seed for seed, health in results.get("latent", {}).items()
+            if is_unhealthy(health)[0]]
+
+
 def latent_table(results: Mapping[str, Any]) -> str:
-    """Per seed: KL, active units and the spread of ``mu`` on the test images."""
+    """Per seed: KL, active units, the least-alive encoder layer and the spread of ``mu`` on the
+    test images."""
     rows = []
     for seed, health in results["latent"].items():
         rows.append([seed, f"{health['kl']:.3g}", f"{health['active_units']} of "
-                     f"{health['latent_dim']}", f"{health['mu_std']:.2g}",
-                     "yes" if health["collapsed"] else "no"])
-    return markdown_table(["seed", "KL (nats)", "active units", "std of mu (mean over dims)",
-                           "collapsed"], rows)
+                     f"{health['latent_dim']}", hidden_alive_text(health),
+                     f"{health['mu_std']:.2g}", "yes" if health["collapsed"] else "no"])
+    return markdown_table(["seed", "KL (nats)", "active units", HIDDEN_ALIVE,
+                           "std of mu (mean over dims)", "collapsed"], rows)
 
 
 def collapse_warning(results: Mapping[str, Any]) -> str:
-    """One line when some seed's latent has collapsed (else an empty string)."""
+    """One line when some seed's latent has collapsed or an encoder layer is dead (else an
+    empty string)."""
     collapsed = results.get("collapsed_seeds", [])
-    if not collapsed:
-        return ""
-    return (f"WARNING: the latent of seed(s) {', '.join(map(str, collapsed))} has collapsed "
-            "(0 active units): mu does not depend on the input, so the rows of maps that read the "
-            f"latent, marked '{COLLAPSED_MARK}', are not evidence about those maps.")
+    dead = dead_layer_seeds(results)
+    parts = []
+    if collapsed:
+        parts.append(f"the latent of seed(s) {', '.join(map(str, collapsed))} has collapsed "
+                     "(0 active units): mu does not depend on the input, so the rows of maps "
+                     f"that read the latent, marked '{COLLAPSED_MARK}', are not evidence about "
+                     "those maps")
+    if dead:
+        layers = "; ".join(f"seed {seed}: {hidden_alive_text(results['latent'][seed])}"
+                           for seed in dead)
+        parts.append(f"an encoder layer is under {ALIVE_WARNING:.0%} alive ({layers}), so "
+                     "most of its units pass nothing to the latent")
+    return f"WARNING: {'. Also, '.join(parts)}." if parts else ""
 
 
 def values_by(results: Mapping[str, Any], names: Sequence[str], metric: str

@@ -8,7 +8,8 @@ Built from the stage outcomes and the files the stages wrote (each localize fold
   it, and the maps that beat the baseline on every dataset (beyond the paper);
 * per experiment: tables with the paper's, the reproduction's and vaecam's numbers (vaecam:
   ``mean ± std [95% interval]`` over seeds, verdicts against the ``recon-abs`` baseline), the
-  latent health of every model (a warning when a latent collapsed), and the figures;
+  latent and encoder health of every model (a warning when a latent collapsed or an encoder
+  layer is dead), and the figures;
 * what every stage did, and how to rerun: the command, versions, device, each stage's resolved
   configuration and wall time.
 
@@ -43,11 +44,14 @@ from vaecam.report.document import (
     rerun_section,
 )
 from vaecam.report.localization import (
+    HIDDEN_ALIVE,
     METRIC_NAMES,
     best_per_family,
     cell_text,
     collapse_warning,
     collapsed_mark,
+    dead_layer_seeds,
+    hidden_alive_text,
     metric_keys,
     verdict_text,
 )
@@ -202,11 +206,14 @@ def grid_table(results: Mapping[str, Any], caption: str) -> Table:
 
 
 def latent_table(results: Mapping[str, Any]) -> Table:
+    dead = dead_layer_seeds(results)
     rows = [[seed, fmt(float(h["kl"]), 3), f"{h['active_units']} of {h['latent_dim']}",
+             Cell(hidden_alive_text(h), "bad") if seed in dead else hidden_alive_text(h),
              fmt(float(h["mu_std"]), 3), Cell("yes", "bad") if h["collapsed"] else "no"]
             for seed, h in results["latent"].items()]
-    return Table(["seed", "KL (nats)", "active units", "std of mu (mean over dims)",
-                  "collapsed"], rows, caption="Latent health of the explained models")
+    return Table(["seed", "KL (nats)", "active units", HIDDEN_ALIVE,
+                  "std of mu (mean over dims)", "collapsed"], rows,
+                 caption="Latent and encoder health of the explained models")
 
 
 def _localization_blocks(results: Mapping[str, Any], folder: Path, title: str) -> list[Any]:

@@ -3,14 +3,16 @@
 * :class:`RunCheckpoints`: ``last.ckpt`` every N epochs and/or every N steps and at the end,
   ``best.ckpt`` when the monitored loss improves; atomic writes, so a failed write (disk full)
   keeps the previous files, and the error names the file.
-* :class:`LatentHealth`: KL and active latent units on a fixed sample of images after every
-  epoch, so that a collapsed posterior is visible in the logs while it happens.
+* :class:`LatentHealth`: KL, active latent units and the alive fraction of every encoder layer
+  on a fixed sample of training images after every epoch and at the end (``health.json``), so
+  that dead layers and a collapsed posterior are visible in the logs while they happen.
 * :class:`GracefulStop`: Ctrl-C (SIGINT) or SIGTERM finishes the current step, writes
   ``last.ckpt`` and stops; the run then continues with ``--resume``.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import signal
 import threading
@@ -20,7 +22,8 @@ from typing import Any
 import lightning as L
 from torch import Tensor
 
-from vaecam.metrics.latent import latent_summary
+from vaecam.metrics.encoder_health import model_health
+from vaecam.outputs import atomic_write_text
 
 
 class RunCheckpoints(L.Callback):
@@ -89,21 +92,44 @@ class RunCheckpoints(L.Callback):
 
 
 class LatentHealth(L.Callback):
-    """Log ``latent/kl``, ``latent/active_units`` and ``latent/mu_std`` after every epoch.
+    """Log latent and encoder health after every epoch and at the end of training.
 
-    Computed in eval mode on ``images`` (a fixed sample, e.g. of the validation or training set),
-    with the definitions of :func:`vaecam.metrics.latent.latent_summary`.
+    Computed in eval mode on ``images`` (a fixed, seeded sample of training images) with
+    :func:`vaecam.metrics.encoder_health.model_health`: ``latent/kl``, ``latent/active_units``,
+    ``latent/mu_std``, per encoder layer ``encoder/alive/<layer>`` and
+    ``encoder/spread/<layer>``, and ``encoder/hidden_alive`` (the least-alive layer). The last
+    record is kept in :attr:`last` and written to the run folder's ``health.json``.
     """
+
+    FILE = "health.json"
 
     def __init__(self, images: Tensor):
         self.images = images
+        self.last: dict[str, Any] | None = None
+
+    def _measure(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        model = getattr(pl_module, "model", pl_module)
+        record = model_health(model, self.images.to(pl_module.device))
+        values = {f"latent/{k}": float(record[k]) for k in ("kl", "active_units", "mu_std")}
+        for name, layer in record["encoder_layers"].items():
+            values[f"encoder/alive/{name}"] = layer["alive_fraction"]
+            values[f"encoder/spread/{name}"] = layer["spread"]
+        if record["hidden_alive"] is not None:
+            values["encoder/hidden_alive"] = record["hidden_alive"]
+        for logger in trainer.loggers:
+            logger.log_metrics({**values, "epoch": trainer.current_epoch}, step=trainer.global_step)
+        self.last = {"epoch": trainer.current_epoch, "step": trainer.global_step,
+                     "probe_images": int(self.images.shape[0]), **record}
+        if trainer.is_global_zero:
+            atomic_write_text(Path(trainer.default_root_dir) / self.FILE,
+                              json.dumps(self.last, indent=2) + "\n")
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        model = getattr(pl_module, "model", pl_module)
-        summary = latent_summary(model, self.images.to(pl_module.device))
-        values = {f"latent/{k}": float(v) for k, v in summary.items()
-                  if k in ("kl", "active_units", "mu_std")}
-        pl_module.log_dict(values, on_step=False, on_epoch=True, sync_dist=True)
+        self._measure(trainer, pl_module)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.last is None or self.last["step"] != trainer.global_step:
+            self._measure(trainer, pl_module)
 
 
 class GracefulStop(L.Callback):
