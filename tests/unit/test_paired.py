@@ -115,6 +115,13 @@ def test_paired_test_edge_cases():
     assert same.ci95 == (0.0, 0.0) and same.p_value is None and same.n_nonzero == 0
     assert same.min_p is None
 
+    agreeing = paired_seed_test([0.7, 0.8, 0.75], [0.6, 0.7, 0.6], resamples=200)
+    assert agreeing.ci95[0] > 0 and agreeing.p_value == 0.25  # every seed better, yet
+    assert agreeing.verdict == "undecided" and "at least 6" in agreeing.reason
+    five = paired_seed_test(np.arange(5) + 1.0, np.zeros(5), resamples=200)
+    six = paired_seed_test(np.arange(6) + 1.0, np.zeros(6), resamples=200)
+    assert (five.verdict, six.verdict) == ("undecided", "better") and six.p_value < 0.05
+
     one = paired_seed_test([0.7], [0.6], resamples=200)
     assert one.verdict == "undecided" and "at least 2" in one.reason
     assert one.mean_diff == pytest.approx(0.1) and one.ci95 is None and one.p_value is None

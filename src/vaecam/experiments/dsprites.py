@@ -35,6 +35,7 @@ from vaecam.metrics.disentanglement import (
     mig,
     torch_representation,
 )
+from vaecam.metrics.paired import MIN_SEEDS, paired_seed_test
 from vaecam.models.factorvae import FactorVAE
 from vaecam.outputs import FolderLock, OutputFolder, adopt
 from vaecam.report.references import DSPRITES_FACTORVAE_SCORE
@@ -337,9 +338,10 @@ PAIRED_NOTE = (
     f"bootstrap ({PAIRED_RESAMPLES:,} resamples of the seeds with replacement, percentile "
     "interval), and the exact two-sided Wilcoxon signed-rank test of the differences (zeros "
     "dropped, ties at mean rank). Verdict from the interval: better (worse) when it lies above "
-    "(below) 0, else undecided. With n seeds the smallest possible p is 2/2^n (0.25 for 3 "
-    "seeds, 0.002 for 10); with few seeds the percentile interval is too narrow. Std: sample "
-    "standard deviation over seeds (n - 1). Per seed, the metric-noise interval is the 95% "
+    f"(below) 0, else undecided; with fewer than {MIN_SEEDS} seeds always undecided, as the "
+    "percentile interval of so few seeds is too narrow and the smallest possible p, 2/2^n, "
+    "is above 0.05 (0.25 for 3 seeds, 0.002 for 10). Std: sample standard deviation over "
+    "seeds (n - 1). Per seed, the metric-noise interval is the 95% "
     "interval of that seed's difference from 1,000 binomial resamples of each model's "
     "evaluation votes (the FactorVAE metric's own sampling noise)."
 )
@@ -384,8 +386,6 @@ def paired_by_gamma(rows: Sequence[Mapping[str, Any]], resamples: int = PAIRED_R
     each arm's mean and std, the across-seed test (:func:`~vaecam.metrics.paired.
     paired_seed_test`) and its verdict, and per seed the difference with its metric-noise
     interval."""
-    from vaecam.metrics.paired import paired_seed_test
-
     rng = np.random.default_rng(seed)
     by_key = {(r["model"], r["gamma"], r["train_seed"]): r for r in rows}
     out = []
@@ -413,8 +413,8 @@ def paired_by_gamma(rows: Sequence[Mapping[str, Any]], resamples: int = PAIRED_R
 
 
 def verdict_cell(test: Mapping[str, Any]) -> str:
-    """The verdict, with its reason when the test could not decide for lack of evidence."""
-    if test["verdict"] == "undecided" and (test["ci95"] is None or not test["n_nonzero"]):
+    """The verdict, with its reason when undecided (interval across 0, or too few seeds)."""
+    if test["verdict"] == "undecided":
         return f"undecided ({test['reason']})"
     return str(test["verdict"])
 
