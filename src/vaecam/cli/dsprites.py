@@ -69,7 +69,7 @@ def _warn_unused(args: argparse.Namespace, models: list[str]) -> None:
 
 def _train(args: argparse.Namespace) -> int:
     from vaecam.experiments import dsprites
-    from vaecam.experiments.seeds import train_each_seed
+    from vaecam.experiments.seeds import check_seeds, train_each_seed
 
     options = merged(args, EXPERIMENT)
     _warn_unused(args, [options["model"]])
@@ -79,7 +79,7 @@ def _train(args: argparse.Namespace) -> int:
     config = dsprites.DSpritesConfig.from_options(options)
     inputs = [] if config.dsprites == "procedural" else [Path(config.dsprites)]
     print(dsprites.cost_line(options["preset"], [config.model], [config.gamma],
-                             options["seeds"], scored=False), flush=True)
+                             check_seeds(options["seeds"]), scored=False), flush=True)
     last = train_each_seed(lambda run: dsprites.train(config, run),
                            train_config(options, EXPERIMENT), options["seeds"], inputs)
     for seed, checkpoint in last.items():

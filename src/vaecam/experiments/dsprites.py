@@ -6,7 +6,11 @@
   reconstruction error on a fixed seeded sample, and writes ``score.json``.
 * :func:`sweep` trains and scores a grid gamma x model x seed and writes a results table
   (Markdown + JSON) and the scatter plot of the reproduction's Figure 5b, with the published
-  numbers beside ours.
+  numbers beside ours (:func:`write_summary`, shared with ``vaecam reproduce``).
+* :func:`paired_by_gamma` compares AD-FactorVAE with FactorVAE across seeds (claim 3): each
+  model's mean ± std, the paired seed bootstrap's interval of the mean difference (the
+  verdict) and the exact Wilcoxon signed-rank test (:mod:`vaecam.metrics.paired`).
+* :func:`cost_line` says what a set of runs costs at the preset's estimate, before training.
 
 Data: ``procedural`` (dSprites-like images rendered on the fly, no download) or the path of the
 official ``.npz``. Every number is traced to the options saved beside it (``score.json``,
@@ -27,6 +31,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from vaecam.configs import estimates
 from vaecam.data.dsprites import GroundTruthData, load_dsprites
 from vaecam.errors import ConfigError
 from vaecam.metrics.disentanglement import (
@@ -37,7 +42,8 @@ from vaecam.metrics.disentanglement import (
 )
 from vaecam.metrics.paired import MIN_SEEDS, paired_seed_test
 from vaecam.models.factorvae import FactorVAE
-from vaecam.outputs import FolderLock, OutputFolder, adopt
+from vaecam.outputs import FolderLock, OutputFolder, adopt, atomic_write_text
+from vaecam.report.document import format_duration, interval, mean_std
 from vaecam.report.references import DSPRITES_FACTORVAE_SCORE
 from vaecam.report.tables import fmt, markdown_table, write_json
 from vaecam.training.checkpoints import load_model, read_checkpoint
@@ -308,9 +314,6 @@ def cost_line(preset: str, models: Sequence[str], gammas: Sequence[float], seeds
               scored: bool = True, finished: int = 0) -> str:
     """What a set of runs costs at the preset's per-run estimate (``estimates:`` in
     dsprites.yaml: train, plus score when ``scored``), printed before anything trains."""
-    from vaecam.configs import estimates
-    from vaecam.report.document import format_duration
-
     runs = len(models) * len(gammas) * len(seeds)
     grid = " x ".join(f"{n} {word}{'' if n == 1 else 's'}" for n, word in
                       ((len(models), "model"), (len(gammas), "gamma"), (len(seeds), "seed")))
@@ -345,6 +348,13 @@ PAIRED_NOTE = (
     "interval of that seed's difference from 1,000 binomial resamples of each model's "
     "evaluation votes (the FactorVAE metric's own sampling noise)."
 )
+
+
+PAIRED_HEADERS = ["gamma", "seeds", "AD-FactorVAE (mean ± std)", "FactorVAE (mean ± std)",
+                  "AD - FactorVAE (mean ± std)", "95% interval (seed bootstrap)", "Wilcoxon W",
+                  "Wilcoxon p", "verdict"]
+PER_SEED_HEADERS = ["gamma", "seed", "AD-FactorVAE", "FactorVAE", "difference",
+                    "metric-noise 95% interval"]
 
 
 def summarize(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -429,8 +439,6 @@ def p_value_cell(test: Mapping[str, Any]) -> str:
 def paired_rows(paired: Sequence[Mapping[str, Any]]) -> list[list[Any]]:
     """One row per gamma: seeds, each arm's mean ± std, the difference with its seed-bootstrap
     interval, the Wilcoxon statistic and p, the verdict (headers: :data:`PAIRED_HEADERS`)."""
-    from vaecam.report.document import interval, mean_std
-
     rows = []
     for p in paired:
         test = p["test"]
@@ -444,16 +452,9 @@ def paired_rows(paired: Sequence[Mapping[str, Any]]) -> list[list[Any]]:
     return rows
 
 
-PAIRED_HEADERS = ["gamma", "seeds", "AD-FactorVAE (mean ± std)", "FactorVAE (mean ± std)",
-                  "AD - FactorVAE (mean ± std)", "95% interval (seed bootstrap)", "Wilcoxon W",
-                  "Wilcoxon p", "verdict"]
-PER_SEED_HEADERS = ["gamma", "seed", "AD-FactorVAE", "FactorVAE", "difference",
-                    "metric-noise 95% interval"]
-
-
 def per_seed_rows(paired: Sequence[Mapping[str, Any]]) -> list[list[Any]]:
-    from vaecam.report.document import interval
-
+    """One row per gamma and seed: both scores, the difference and its metric-noise interval
+    (headers: :data:`PER_SEED_HEADERS`)."""
     return [[f"{p['gamma']:g}", d["seed"], d[AD], d[BASE], f"{d['diff']:+.3f}",
              interval(*d["metric_ci95"])] for p in paired for d in p["per_seed"]]
 
@@ -468,8 +469,6 @@ def write_summary(out: Path, rows: Sequence[Mapping[str, Any]], markdown_name: s
                   preamble: str = "") -> dict[str, Any]:
     """Write ``results.json``, ``markdown_name`` (every run, the means, the paired test, the
     published numbers) and ``figure5b.png`` into ``out``; returns their paths and tables."""
-    from vaecam.outputs import atomic_write_text
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     results = summary_results(rows)
