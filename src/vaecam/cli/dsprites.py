@@ -176,7 +176,7 @@ def register(verbs: argparse._SubParsersAction, groups: dict[str, Any]) -> None:
     option(sweep, "--gammas", help="TC weights (e.g. 20 40 100)")
     option(sweep, "--models", help="models to train (factorvae ad-factorvae)")
     option(sweep, "--seeds", metavar="SEED", help="training seeds (preset: smoke 1, cpu 10, "
-           "paper 5); the across-seed test needs at least 2, and 6 to reach p < 0.05")
+           "paper 5); the across-seed verdict of claim 3 needs at least 6")
     option(sweep, "--out", required=True,
            help="output folder; runs go to OUT/<model>_gamma<G>/seed<S> (the layout of "
            "'vaecam train dsprites --out OUT/<model>_gamma<G>', whose runs are reused)")
