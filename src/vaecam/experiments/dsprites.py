@@ -436,6 +436,13 @@ def p_value_cell(test: Mapping[str, Any]) -> str:
     return f"{test['p_value']:.3g} (smallest possible {test['min_p']:.3g})"
 
 
+def _signed(mean: float | None, std: float | None) -> str:
+    """A difference as ``"+0.082 ± 0.055"`` (the std left out when there is none)."""
+    if mean is None:
+        return fmt(None)
+    return f"{mean:+.3f}" + ("" if std is None else f" ± {std:.3f}")
+
+
 def paired_rows(paired: Sequence[Mapping[str, Any]]) -> list[list[Any]]:
     """One row per gamma: seeds, each arm's mean ± std, the difference with its seed-bootstrap
     interval, the Wilcoxon statistic and p, the verdict (headers: :data:`PAIRED_HEADERS`)."""
@@ -445,7 +452,7 @@ def paired_rows(paired: Sequence[Mapping[str, Any]]) -> list[list[Any]]:
         ci = test["ci95"] or (None, None)
         rows.append([f"{p['gamma']:g}", test["n"], mean_std(p[AD]["mean"], p[AD]["std"]),
                      mean_std(p[BASE]["mean"], p[BASE]["std"]),
-                     mean_std(test["mean_diff"], test["std"]), interval(*ci),
+                     _signed(test["mean_diff"], test["std"]), interval(*ci),
                      fmt(None) if test["wilcoxon_statistic"] is None
                      else f"{test['wilcoxon_statistic']:g}", p_value_cell(test),
                      verdict_cell(test)])
@@ -455,7 +462,7 @@ def paired_rows(paired: Sequence[Mapping[str, Any]]) -> list[list[Any]]:
 def per_seed_rows(paired: Sequence[Mapping[str, Any]]) -> list[list[Any]]:
     """One row per gamma and seed: both scores, the difference and its metric-noise interval
     (headers: :data:`PER_SEED_HEADERS`)."""
-    return [[f"{p['gamma']:g}", d["seed"], d[AD], d[BASE], f"{d['diff']:+.3f}",
+    return [[f"{p['gamma']:g}", d["seed"], d[AD], d[BASE], _signed(d["diff"], None),
              interval(*d["metric_ci95"])] for p in paired for d in p["per_seed"]]
 
 

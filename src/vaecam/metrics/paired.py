@@ -149,8 +149,8 @@ def paired_seed_test(a: Sequence[float], b: Sequence[float], resamples: int = 10
         verdict, reason = "undecided", "every seed's difference is 0"
     elif n < MIN_SEEDS:
         verdict, reason = "undecided", (
-            f"{n} seeds: a verdict needs at least {MIN_SEEDS} (with fewer the seed bootstrap's "
-            "interval is too narrow and no Wilcoxon p can reach 0.05)")
+            f"{n} seeds: a verdict needs at least {MIN_SEEDS}; with fewer the seed bootstrap's "
+            "interval is too narrow and no Wilcoxon p can reach 0.05")
     elif low > 0:
         verdict, reason = "better", "the 95% interval of the mean difference is above 0"
     elif high < 0:
