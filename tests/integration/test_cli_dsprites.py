@@ -12,11 +12,13 @@ import torch
 
 from vaecam.cli import main
 from vaecam.data.dsprites import load_dsprites
+from vaecam.experiments import dsprites
 from vaecam.metrics.disentanglement import (
     FACTORVAE_METRIC_PRESETS,
     factor_vae_metric,
     torch_representation,
 )
+from vaecam.metrics.paired import paired_seed_test
 from vaecam.training.checkpoints import load_model
 
 pytestmark = pytest.mark.slow
@@ -89,18 +91,39 @@ def test_train_and_score(trained: dict[str, Path], model: str, tmp_path: Path) -
 
 
 def test_sweep(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    args = ["sweep", "dsprites", "--preset", "smoke", "--gammas", "20", "--models", "factorvae",
-            "ad-factorvae", "--seeds", "0", "--out", str(tmp_path), "--no-progress"]
+    """Three seeds per model (a faster smoke model, so that scores differ): the cost is printed
+    first, and the summary holds the across-seed test of the runs' own scores."""
+    config = tmp_path / "fast.yaml"
+    config.write_text("presets:\n  smoke:\n    lr: 0.01\n    max_steps: 6\n")
+    out = tmp_path / "sweep"
+    args = ["sweep", "dsprites", "--preset", "smoke", "--config", str(config), "--gammas", "20",
+            "--models", "factorvae", "ad-factorvae", "--seeds", "0", "1", "2", "--out", str(out),
+            "--no-progress"]
     run_ok(args)
-    results = json.loads((tmp_path / "results.json").read_text())
-    assert [(r["model"], r["gamma"]) for r in results["runs"]] == [
-        ("factorvae", 20.0), ("ad-factorvae", 20.0)]
-    assert all(r["recon_error"] > 0 and r["factorvae"] is not None for r in results["runs"])
-    assert (tmp_path / "figure5b.png").stat().st_size > 0
-    assert "Published numbers" in (tmp_path / "results.md").read_text()
-    assert "0.74-0.84" in capsys.readouterr().out  # the reference numbers are printed
+    printed = capsys.readouterr().out
+    assert printed.startswith("dSprites smoke: 6 runs (2 models x 1 gamma x 3 seeds) x ~3.0 s "
+                              "(train + score) = ~18.0 s")
+    results = json.loads((out / "results.json").read_text())
+    runs = results["runs"]
+    assert [(r["model"], r["gamma"], r["train_seed"]) for r in runs] == [
+        (m, 20.0, s) for m in ("factorvae", "ad-factorvae") for s in (0, 1, 2)]
+    assert all(r["recon_error"] > 0 and r["factorvae"] is not None for r in runs)
+    scores = {(r["model"], r["train_seed"]): r["factorvae"] for r in runs}
+    expected = paired_seed_test([scores["ad-factorvae", s] for s in range(3)],
+                                [scores["factorvae", s] for s in range(3)],
+                                resamples=dsprites.PAIRED_RESAMPLES, seed=dsprites.PAIRED_SEED)
+    (paired,) = results["paired"]
+    assert paired["test"] == expected.to_dict() and paired["seeds"] == [0, 1, 2]
+    assert paired["verdict"] == expected.verdict
+    assert paired["factorvae"]["mean"] == pytest.approx(np.mean([scores["factorvae", s]
+                                                                 for s in range(3)]))
+    markdown = (out / "results.md").read_text()
+    assert "95% interval (seed bootstrap)" in markdown and "Wilcoxon p" in markdown
+    assert "Published numbers" in markdown and (out / "figure5b.png").stat().st_size > 0
+    assert "Wilcoxon" in printed and "0.74-0.84" in printed  # the test and the references
     run_ok(args)  # scored runs are reused, not retrained
-    assert json.loads((tmp_path / "results.json").read_text())["runs"] == results["runs"]
+    assert "6 already done" in capsys.readouterr().out
+    assert json.loads((out / "results.json").read_text())["runs"] == runs
 
 
 def test_bad_inputs(tmp_path: Path, trained: dict[str, Path],

@@ -231,6 +231,44 @@ def test_sigint_during_training_exits_130_and_the_same_command_continues(tmp_pat
     assert (run_dir / "score.json").is_file() and (out / "report.html").is_file()
 
 
+# --- dSprites: claim 3 across seeds ------------------------------------------------------------
+
+
+def test_the_dsprites_plan_prints_the_cost_of_its_runs(tmp_path):
+    code, stdout, stderr, _ = run(["reproduce", "--preset", "cpu", "--only", "dsprites",
+                                   "--out", tmp_path / "cpu", "--dry-run"])
+    assert code == 0, stderr
+    assert ("dSprites cpu: 20 runs (2 models x 1 gamma x 10 seeds) x ~32 min 30 s (train + "
+            "score) = ~10 h 50 min 00 s at the preset's estimate") in stdout
+    assert "to run: 41 of 41 stages" in stdout
+    assert "dsprites/ad-factorvae_gamma40/seed9/score" in stdout
+
+
+def test_claim3_over_several_seeds_in_the_report(tmp_path):
+    """Three smoke seeds per model, with a faster model so that scores differ: the summary, the
+    report's claim-3 verdict and its tables carry the across-seed test."""
+    config = tmp_path / "fast.yaml"
+    config.write_text("presets:\n  smoke:\n    lr: 0.01\n    max_steps: 6\n")
+    out = tmp_path / "out"
+    code, stdout, stderr, _ = run(["reproduce", "--preset", "smoke", "--only", "dsprites",
+                                   "--config", f"dsprites={config}", "--seeds", "0", "1", "2",
+                                   "--out", out, "--no-progress"])
+    assert code == 0, stderr
+    assert "dSprites smoke: 6 runs (2 models x 1 gamma x 3 seeds)" in stdout
+    results = json.loads((out / "results.json").read_text())
+    (paired,) = results["experiments"]["dsprites"]["paired"]
+    test = paired["test"]
+    assert test["n"] == 3 and test["resamples"] == 10_000 and test["min_p"] is not None
+    assert results["stages"]["dsprites/summary"]["result"]["paired"][0]["seeds"] == 3
+    (claim3,) = [v for v in results["verdicts"] if v["claim"].startswith("Claim 3")]
+    assert "gamma 40, 3 seed(s): AD-FactorVAE " in claim3["evidence"]
+    assert "(95%, paired seed bootstrap), Wilcoxon p " in claim3["evidence"]
+    report = (out / "report.md").read_text()
+    assert "95% interval (seed bootstrap)" in report and "metric-noise 95% interval" in report
+    table = (out / "dsprites/summary/table.md").read_text()
+    assert table.count("| 40 | ") == 1 + 3  # the paired row and one row per seed
+
+
 # --- the stage runner on toy stages ------------------------------------------------------------
 
 

@@ -6,7 +6,11 @@
   reconstruction error on a fixed seeded sample, and writes ``score.json``.
 * :func:`sweep` trains and scores a grid gamma x model x seed and writes a results table
   (Markdown + JSON) and the scatter plot of the reproduction's Figure 5b, with the published
-  numbers beside ours.
+  numbers beside ours (:func:`write_summary`, shared with ``vaecam reproduce``).
+* :func:`paired_by_gamma` compares AD-FactorVAE with FactorVAE across seeds (claim 3): each
+  model's mean ± std, the paired seed bootstrap's interval of the mean difference (the
+  verdict) and the exact Wilcoxon signed-rank test (:mod:`vaecam.metrics.paired`).
+* :func:`cost_line` says what a set of runs costs at the preset's estimate, before training.
 
 Data: ``procedural`` (dSprites-like images rendered on the fly, no download) or the path of the
 official ``.npz``. Every number is traced to the options saved beside it (``score.json``,
@@ -27,6 +31,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from vaecam.configs import estimates
 from vaecam.data.dsprites import GroundTruthData, load_dsprites
 from vaecam.errors import ConfigError
 from vaecam.metrics.disentanglement import (
@@ -35,10 +40,12 @@ from vaecam.metrics.disentanglement import (
     mig,
     torch_representation,
 )
+from vaecam.metrics.paired import MIN_SEEDS, paired_seed_test
 from vaecam.models.factorvae import FactorVAE
-from vaecam.outputs import FolderLock, OutputFolder, adopt
+from vaecam.outputs import FolderLock, OutputFolder, adopt, atomic_write_text
+from vaecam.report.document import format_duration, interval, mean_std
 from vaecam.report.references import DSPRITES_FACTORVAE_SCORE
-from vaecam.report.tables import markdown_table, write_json
+from vaecam.report.tables import fmt, markdown_table, write_json
 from vaecam.training.checkpoints import load_model, read_checkpoint
 from vaecam.training.factorvae_module import DEFAULT_SCORE_SIZES, FactorVAEModule
 from vaecam.training.run_folder import identity_differences, read_run_record
@@ -46,6 +53,7 @@ from vaecam.training.trainer import TrainConfig, fit, last_checkpoint, run_ident
 from vaecam.viz.scatter import disentanglement_scatter
 
 MODEL = "factorvae"
+EXPERIMENT = "dsprites"
 
 
 @dataclass
@@ -265,7 +273,8 @@ def sweep(
     out: Path,
     progress: bool = False,
 ) -> dict[str, Any]:
-    """Train and score every run of ``grid`` under ``out/runs``; write tables and Figure 5b.
+    """Train and score every run of ``grid`` (in :func:`run_dir`); write the summary
+    (:func:`write_summary`: ``results.md``, ``results.json``, Figure 5b) into ``out``.
 
     A finished run of the same options is reused (rescored when the metric settings changed);
     one with a checkpoint is resumed (a finished one just continues to its score);
@@ -295,49 +304,62 @@ def sweep(
                     continue
             ckpt = train(run_config, run_cfg)
             rows.append(score(ckpt, score_config, folder, progress=progress))
-        columns = ["model", "gamma", "train_seed", "steps", "factorvae", "mig", "recon_error"]
-        table = markdown_table(columns, [[row[c] for c in columns] for row in rows])
-        summary = summarize(rows)
-        summary_table = markdown_table(
-            ["model", "gamma", "runs", "factorvae mean", "factorvae std", "mig mean", "recon mean"],
-            [list(s.values()) for s in summary],
-        )
-        paired = paired_verdicts(rows)
-        paired_table = markdown_table(
-            ["gamma", "seeds", "AD - FactorVAE (mean over seeds)", "per seed: diff [95% CI] "
-             "verdict", "verdict"],
-            [[p["gamma"], len(p["per_seed"]), p["diff_mean"],
-              "; ".join(f"seed {d['seed']}: {d['diff']:+.3f} [{d['diff_ci95'][0]:+.3f}, "
-                        f"{d['diff_ci95'][1]:+.3f}] {d['verdict']}" for d in p["per_seed"]),
-              p["verdict"]] for p in paired],
-        ) if paired else ""
-        references = markdown_table(
-            ["published", "FactorVAE metric"], list(DSPRITES_FACTORVAE_SCORE.items())
-        )
-        figure = disentanglement_scatter(out / "figure5b.png", rows)
-        markdown = (
-            f"# dSprites sweep\n\nMetric preset: {score_config.metric_preset} "
-            f"{score_config.factorvae_sizes()}; data: {config.dsprites}.\n\n"
-            f"## Runs\n\n{table}\n## Mean over seeds\n\n{summary_table}\n"
-            + (f"## AD-FactorVAE against FactorVAE, paired by seed\n\n{PAIRED_NOTE}\n\n"
-               f"{paired_table}\n" if paired else "") +
-            f"## Published numbers\n\n{references}\n![Figure 5b](figure5b.png)\n"
-        )
-        (out / "results.md").write_text(markdown)
-        results = {"runs": rows, "summary": summary, "paired": paired,
-                   "paired_method": PAIRED_NOTE, "references": DSPRITES_FACTORVAE_SCORE}
-        write_json(out / "results.json", results)
-    return {
-        "markdown": out / "results.md",
-        "json": out / "results.json",
-        "figure": figure,
-        "table": summary_table,
-        "references": references,
-    }
+        written = write_summary(out, rows, "results.md", "dSprites sweep", (
+            f"Metric preset: {score_config.metric_preset} {score_config.factorvae_sizes()}; "
+            f"data: {config.dsprites}."))
+    return written
+
+
+def cost_line(preset: str, models: Sequence[str], gammas: Sequence[float], seeds: Sequence[int],
+              scored: bool = True, finished: int = 0) -> str:
+    """What a set of runs costs at the preset's per-run estimate (``estimates:`` in
+    dsprites.yaml: train, plus score when ``scored``), printed before anything trains."""
+    runs = len(models) * len(gammas) * len(seeds)
+    grid = " x ".join(f"{n} {word}{'' if n == 1 else 's'}" for n, word in
+                      ((len(models), "model"), (len(gammas), "gamma"), (len(seeds), "seed")))
+    table = estimates(EXPERIMENT, preset)
+    per_run = table.get("train", 0.0) + (table.get("score", 0.0) if scored else 0.0)
+    if per_run <= 0:
+        return f"dSprites {preset}: {runs} runs ({grid}); this preset has no time estimate"
+    what = "train + score" if scored else "train"
+    line = (f"dSprites {preset}: {runs} runs ({grid}) x ~{format_duration(per_run)} ({what}) "
+            f"= ~{format_duration(runs * per_run)} at the preset's estimate")
+    if finished:
+        line += (f"; {finished} already done, ~{format_duration((runs - finished) * per_run)} "
+                 "left")
+    return line
+
+
+# --- the summary: per-model means and AD-FactorVAE against FactorVAE across seeds ------------
+
+PAIRED_RESAMPLES = 10_000  # seed bootstrap resamples of the mean difference
+PAIRED_SEED = 0
+AD, BASE = "ad-factorvae", "factorvae"  # the paired difference is AD minus BASE
+PAIRED_NOTE = (
+    "AD-FactorVAE minus FactorVAE (FactorVAE metric), paired by training seed (same seed, same "
+    "gamma). The seed is the unit: 95% interval of the mean difference from a paired seed "
+    f"bootstrap ({PAIRED_RESAMPLES:,} resamples of the seeds with replacement, percentile "
+    "interval), and the exact two-sided Wilcoxon signed-rank test of the differences (zeros "
+    "dropped, ties at mean rank). Verdict from the interval: better (worse) when it lies above "
+    f"(below) 0, else undecided; with fewer than {MIN_SEEDS} seeds always undecided, as the "
+    "percentile interval of so few seeds is too narrow and the smallest possible p, 2/2^n, "
+    "is above 0.05 (0.25 for 3 seeds, 0.002 for 10). Std: sample standard deviation over "
+    "seeds (n - 1). Per seed, the metric-noise interval is the 95% "
+    "interval of that seed's difference from 1,000 binomial resamples of each model's "
+    "evaluation votes (the FactorVAE metric's own sampling noise)."
+)
+
+
+PAIRED_HEADERS = ["gamma", "seeds", "AD-FactorVAE (mean ± std)", "FactorVAE (mean ± std)",
+                  "AD - FactorVAE (mean ± std)", "95% interval (seed bootstrap)", "Wilcoxon W",
+                  "Wilcoxon p", "verdict"]
+PER_SEED_HEADERS = ["gamma", "seed", "AD-FactorVAE", "FactorVAE", "difference",
+                    "metric-noise 95% interval"]
 
 
 def summarize(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Mean (and std) of the scores over seeds, per (model, gamma)."""
+    """Mean and sample std (n - 1; None for one run) of the scores over seeds, per (model,
+    gamma)."""
     keys = list(dict.fromkeys((row["model"], row["gamma"]) for row in rows))
     summary = []
     for model, gamma in keys:
@@ -348,20 +370,11 @@ def summarize(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
             "gamma": gamma,
             "runs": len(group),
             "factorvae_mean": float(scores.mean()),
-            "factorvae_std": float(scores.std()),
+            "factorvae_std": float(scores.std(ddof=1)) if len(group) > 1 else None,
             "mig_mean": float(np.mean([row["mig"] for row in group])),
             "recon_mean": float(np.mean([row["recon_error"] for row in group])),
         })
     return summary
-
-
-PAIRED_NOTE = (
-    "Per training seed, the difference of the FactorVAE metric (AD-FactorVAE minus FactorVAE, "
-    "same seed, same gamma) with a 95% interval from 1,000 bootstrap resamples of each model's "
-    "evaluation votes (the metric's own sampling noise; the classifier's training votes are "
-    "held fixed); better/worse when the interval excludes 0, and over seeds only when every "
-    "seed agrees."
-)
 
 
 def _votes_ci(acc_a: float, acc_b: float, n_a: int, n_b: int, rng: np.random.Generator,
@@ -372,28 +385,120 @@ def _votes_ci(acc_a: float, acc_b: float, n_a: int, n_b: int, rng: np.random.Gen
     return float(lo), float(hi)
 
 
-def paired_verdicts(rows: Sequence[Mapping[str, Any]], seed: int = 0) -> list[dict[str, Any]]:
-    """Per gamma with both models: AD-FactorVAE minus FactorVAE per seed, intervals, verdicts."""
+def _mean_std(values: Sequence[float]) -> dict[str, float | None]:
+    return {"mean": float(np.mean(values)),
+            "std": float(np.std(values, ddof=1)) if len(values) > 1 else None}
+
+
+def paired_by_gamma(rows: Sequence[Mapping[str, Any]], resamples: int = PAIRED_RESAMPLES,
+                    seed: int = PAIRED_SEED) -> list[dict[str, Any]]:
+    """Per gamma with both models: AD-FactorVAE minus FactorVAE over the seeds both have, with
+    each arm's mean and std, the across-seed test (:func:`~vaecam.metrics.paired.
+    paired_seed_test`) and its verdict, and per seed the difference with its metric-noise
+    interval."""
     rng = np.random.default_rng(seed)
     by_key = {(r["model"], r["gamma"], r["train_seed"]): r for r in rows}
     out = []
     for gamma in dict.fromkeys(r["gamma"] for r in rows):
-        seeds = sorted(s for (m, g, s) in by_key if m == "ad-factorvae" and g == gamma
-                       and ("factorvae", gamma, s) in by_key)
+        seeds = sorted(s for (m, g, s) in by_key if m == AD and g == gamma
+                       and (BASE, gamma, s) in by_key)
+        if not seeds:
+            continue
+        ad = [by_key[AD, gamma, s] for s in seeds]
+        base = [by_key[BASE, gamma, s] for s in seeds]
         per_seed = []
-        for s in seeds:
-            ad, base = by_key["ad-factorvae", gamma, s], by_key["factorvae", gamma, s]
-            lo, hi = _votes_ci(ad["factorvae"], base["factorvae"],
-                               int(ad["metric_sizes"]["num_eval"]),
-                               int(base["metric_sizes"]["num_eval"]), rng)
-            verdict = "better" if lo > 0 else "worse" if hi < 0 else "undecided"
-            per_seed.append({"seed": s, "diff": ad["factorvae"] - base["factorvae"],
-                             "diff_ci95": [lo, hi], "verdict": verdict})
-        if per_seed:
-            verdicts = [d["verdict"] for d in per_seed]
-            agreed = len(set(verdicts)) == 1 and verdicts[0] != "undecided"
-            out.append({"gamma": gamma, "per_seed": per_seed,
-                        "diff_mean": float(np.mean([d["diff"] for d in per_seed])),
-                        "diff_std": float(np.std([d["diff"] for d in per_seed])),
-                        "verdict": verdicts[0] if agreed else "undecided"})
+        for s, a, b in zip(seeds, ad, base, strict=True):
+            lo, hi = _votes_ci(a["factorvae"], b["factorvae"],
+                               int(a["metric_sizes"]["num_eval"]),
+                               int(b["metric_sizes"]["num_eval"]), rng)
+            per_seed.append({"seed": s, AD: a["factorvae"], BASE: b["factorvae"],
+                             "diff": a["factorvae"] - b["factorvae"], "metric_ci95": [lo, hi]})
+        test = paired_seed_test([a["factorvae"] for a in ad], [b["factorvae"] for b in base],
+                                resamples=resamples, seed=seed)
+        out.append({"gamma": gamma, "seeds": seeds,
+                    AD: _mean_std([a["factorvae"] for a in ad]),
+                    BASE: _mean_std([b["factorvae"] for b in base]),
+                    "test": test.to_dict(), "verdict": test.verdict, "per_seed": per_seed})
     return out
+
+
+def verdict_cell(test: Mapping[str, Any]) -> str:
+    """The verdict, with its reason when undecided (interval across 0, or too few seeds)."""
+    if test["verdict"] == "undecided":
+        return f"undecided ({test['reason']})"
+    return str(test["verdict"])
+
+
+def p_value_cell(test: Mapping[str, Any]) -> str:
+    """``"0.002 (smallest possible 0.002)"``: the Wilcoxon p beside the best that n seeds allow."""
+    if test["p_value"] is None:
+        return fmt(None)
+    return f"{test['p_value']:.3g} (smallest possible {test['min_p']:.3g})"
+
+
+def _signed(mean: float | None, std: float | None) -> str:
+    """A difference as ``"+0.082 ± 0.055"`` (the std left out when there is none)."""
+    if mean is None:
+        return fmt(None)
+    return f"{mean:+.3f}" + ("" if std is None else f" ± {std:.3f}")
+
+
+def paired_rows(paired: Sequence[Mapping[str, Any]]) -> list[list[Any]]:
+    """One row per gamma: seeds, each arm's mean ± std, the difference with its seed-bootstrap
+    interval, the Wilcoxon statistic and p, the verdict (headers: :data:`PAIRED_HEADERS`)."""
+    rows = []
+    for p in paired:
+        test = p["test"]
+        ci = test["ci95"] or (None, None)
+        rows.append([f"{p['gamma']:g}", test["n"], mean_std(p[AD]["mean"], p[AD]["std"]),
+                     mean_std(p[BASE]["mean"], p[BASE]["std"]),
+                     _signed(test["mean_diff"], test["std"]), interval(*ci),
+                     fmt(None) if test["wilcoxon_statistic"] is None
+                     else f"{test['wilcoxon_statistic']:g}", p_value_cell(test),
+                     verdict_cell(test)])
+    return rows
+
+
+def per_seed_rows(paired: Sequence[Mapping[str, Any]]) -> list[list[Any]]:
+    """One row per gamma and seed: both scores, the difference and its metric-noise interval
+    (headers: :data:`PER_SEED_HEADERS`)."""
+    return [[f"{p['gamma']:g}", d["seed"], d[AD], d[BASE], _signed(d["diff"], None),
+             interval(*d["metric_ci95"])] for p in paired for d in p["per_seed"]]
+
+
+def summary_results(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The summary as ``results.json`` holds it: runs, per-model means, the paired test."""
+    return {"runs": list(rows), "summary": summarize(rows), "paired": paired_by_gamma(rows),
+            "paired_method": PAIRED_NOTE, "references": DSPRITES_FACTORVAE_SCORE}
+
+
+def write_summary(out: Path, rows: Sequence[Mapping[str, Any]], markdown_name: str, title: str,
+                  preamble: str = "") -> dict[str, Any]:
+    """Write ``results.json``, ``markdown_name`` (every run, the means, the paired test, the
+    published numbers) and ``figure5b.png`` into ``out``; returns their paths and tables."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    results = summary_results(rows)
+    columns = ["model", "gamma", "train_seed", "steps", "factorvae", "mig", "recon_error"]
+    runs = markdown_table(columns, [[row[c] for c in columns] for row in rows])
+    summary_table = markdown_table(
+        ["model", "gamma", "runs", "factorvae mean", "factorvae std", "mig mean", "recon mean"],
+        [list(s.values()) for s in results["summary"]])
+    paired = results["paired"]
+    paired_table = markdown_table(PAIRED_HEADERS, paired_rows(paired)) if paired else ""
+    references = markdown_table(["published", "FactorVAE metric"],
+                                list(DSPRITES_FACTORVAE_SCORE.items()))
+    figure = disentanglement_scatter(out / "figure5b.png", rows)
+    markdown = (
+        f"# {title}\n\n" + (f"{preamble}\n\n" if preamble else "")
+        + f"## Runs\n\n{runs}\n## Mean over seeds\n\n{summary_table}\n"
+        + (f"## AD-FactorVAE against FactorVAE across seeds\n\n{PAIRED_NOTE}\n\n"
+           f"{paired_table}\n### Per seed\n\n"
+           f"{markdown_table(PER_SEED_HEADERS, per_seed_rows(paired))}\n" if paired else "")
+        + f"## Published numbers\n\n{references}\n![Figure 5b](figure5b.png)\n"
+    )
+    atomic_write_text(out / markdown_name, markdown)
+    write_json(out / "results.json", results)
+    return {"markdown": out / markdown_name, "json": out / "results.json", "figure": figure,
+            "table": summary_table, "paired_table": paired_table, "references": references,
+            "results": results}

@@ -424,10 +424,15 @@ def _dsprites_stages(plan: Plan) -> None:
                 plan.stages += [train, score]
                 scores.append(score)
             plan.datasets.setdefault("dsprites", []).append(dataset)
+    from vaecam.experiments.dsprites import PAIRED_RESAMPLES, PAIRED_SEED
+
     out = summary_dir(plan.out)
     runs = [Path(s.config["run"]) for s in scores]
+    test = {"method": "paired seed bootstrap + exact Wilcoxon", "resamples": PAIRED_RESAMPLES,
+            "seed": PAIRED_SEED}
     plan.stages.append(Stage(
-        name=out.relative_to(plan.out).as_posix(), kind="summary", config={"runs": runs},
+        name=out.relative_to(plan.out).as_posix(), kind="summary",
+        config={"runs": runs, "paired_test": test},
         run=lambda: steps.dsprites_summary(out, runs),
         estimate=_estimate(plan, "dsprites", "summary"),
         needs=[s.name for s in scores]))
@@ -462,6 +467,17 @@ def _why(stage: Stage, to_run: Mapping[str, str]) -> str:
     return f"{reason}; continues {last}" if last.is_file() else reason
 
 
+def _dsprites_cost(plan: Plan, to_run: Mapping[str, str]) -> str:
+    """The dSprites runs (models x gammas x seeds) at the preset's per-run estimate."""
+    from vaecam.experiments.dsprites import cost_line
+
+    options = plan.options["dsprites"]
+    finished = sum(1 for s in plan.stages if s.kind == "score" and s.name.startswith("dsprites/")
+                   and s.name not in to_run)
+    return cost_line(plan.request.preset, options["models"], options["gammas"],
+                     options["seeds"], finished=finished)
+
+
 def describe(plan: Plan, to_run: Mapping[str, str], commands: bool = False) -> list[str]:
     """The printed plan: data, every stage in order with its estimate and whether (and why) it
     runs, the total, and what is not run and why; ``commands`` adds each stage's command."""
@@ -480,6 +496,8 @@ def describe(plan: Plan, to_run: Mapping[str, str], commands: bool = False) -> l
         lines.append(f"  {k:>3}. {stage.name:<{width}}  {stage.kind:<8}{state}")
         if commands and stage.command:
             lines.append(f"       $ {stage.command}")
+    if "dsprites" in plan.options:
+        lines.append(_dsprites_cost(plan, to_run))
     total = sum(s.estimate for s in plan.stages if s.name in to_run)
     skipped = len(plan.stages) - len(to_run)
     lines.append(f"to run: {len(to_run)} of {len(plan.stages)} stages, about "

@@ -150,33 +150,18 @@ def score_dsprites(run_dir: Path, options: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def dsprites_summary(out: Path, runs: Sequence[Path]) -> dict[str, Any]:
-    """Mean scores per (model, gamma), AD-FactorVAE vs FactorVAE paired by seed, Figure 5b."""
+    """Mean scores per (model, gamma), AD-FactorVAE vs FactorVAE across seeds (paired seed
+    bootstrap and Wilcoxon), Figure 5b: ``table.md``, ``results.json``, ``figure5b.png``."""
     from vaecam.experiments import dsprites
-    from vaecam.outputs import atomic_write_text
-    from vaecam.report.references import DSPRITES_FACTORVAE_SCORE
-    from vaecam.report.tables import markdown_table, write_json
-    from vaecam.viz.scatter import disentanglement_scatter
 
     rows = [json.loads((run / "score.json").read_text()) for run in runs]
-    summary = dsprites.summarize(rows)
-    paired = dsprites.paired_verdicts(rows)
-    out.mkdir(parents=True, exist_ok=True)
-    figure = disentanglement_scatter(out / "figure5b.png", rows)
-    results = {"runs": rows, "summary": summary, "paired": paired,
-               "paired_method": dsprites.PAIRED_NOTE, "references": DSPRITES_FACTORVAE_SCORE}
-    write_json(out / "results.json", results)
-    table = markdown_table(["model", "gamma", "runs", "FactorVAE metric mean", "std", "MIG mean",
-                            "recon mean"], [list(s.values()) for s in summary])
-    pairs = markdown_table(["gamma", "seeds", "AD - FactorVAE (mean)", "verdict"],
-                           [[p["gamma"], len(p["per_seed"]), p["diff_mean"], p["verdict"]]
-                            for p in paired])
-    atomic_write_text(out / "table.md", f"# dSprites summary\n\n{table}\n## AD-FactorVAE against "
-                      f"FactorVAE, paired by seed\n\n{dsprites.PAIRED_NOTE}\n\n{pairs}\n"
-                      "![Figure 5b](figure5b.png)\n")
-    files = [out / "results.json", out / "table.md", figure]
-    return {"results": str(out / "results.json"), "figure": str(figure),
-            "paired": [{"gamma": p["gamma"], "verdict": p["verdict"],
-                        "diff_mean": p["diff_mean"]} for p in paired],
+    written = dsprites.write_summary(out, rows, "table.md", "dSprites summary")
+    files = [written["json"], written["markdown"], written["figure"]]
+    return {"results": str(written["json"]), "figure": str(written["figure"]),
+            "paired": [{"gamma": p["gamma"], "seeds": len(p["seeds"]), "verdict": p["verdict"],
+                        "mean_diff": p["test"]["mean_diff"], "ci95": p["test"]["ci95"],
+                        "p_value": p["test"]["p_value"]}
+                       for p in written["results"]["paired"]],
             "outputs": [str(f) for f in files]}
 
 
