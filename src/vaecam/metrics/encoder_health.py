@@ -13,7 +13,7 @@ ELU, GELU and the like, "reaches the positive side". A hooked module that is not
 its units of the standard deviation across probe images of the unit's value (a channel's value
 on an image: its mean over positions).
 
-Layers are named after the Conv/Linear module that makes their units (``encoder.6``, the
+Layers are named after the Conv/Linear module that makes their units (``encoder.7``, the
 hidden Linear of the UCSD encoder), skipping normalisation and dropout between the two; a
 rectifier that runs several times in one forward pass (a ResNet block's ReLU) keeps its own
 name, with ``/call2``, ``/call3``... for the later calls.
@@ -103,6 +103,7 @@ def _hook_points(model: nn.Module, layers: Iterable[str] | None) -> dict[str, nn
     if layers is None:
         return {n: m for n, m in model.named_modules() if isinstance(m, RECTIFIERS)}
     modules = dict(model.named_modules())
+    layers = list(layers)
     unknown = [n for n in layers if n not in modules]
     if unknown:
         raise ValueError(f"the model has no layer {unknown[0]!r}")
@@ -201,8 +202,10 @@ def health_warning(records: Mapping[Any, Mapping[str, Any] | None]) -> str:
     models are healthy."""
     parts, any_dead = [], False
     for seed, record in records.items():
-        dead, collapsed = is_unhealthy(record or {})
-        if not (dead or collapsed) or record is None:
+        if record is None:
+            continue
+        dead, collapsed = is_unhealthy(record)
+        if not (dead or collapsed):
             continue
         any_dead |= dead
         layer = ("no rectified encoder layer" if record.get("hidden_alive") is None else
