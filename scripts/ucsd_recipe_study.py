@@ -5,7 +5,8 @@ lr 1e-4, batch 32, 100x100 frames) on the training clips minus the held-out ones
 Train015 and Train016) and, every ``--every`` steps, measures on the held-out training clips: the
 KL per frame, active latent units, every encoder layer's alive fraction (on a fixed probe of 100
 training frames), the squared reconstruction error per pixel and the seconds per step. No test
-frame and no mask is read. Writes one CSV row per evaluation and a figure of the curves.
+frame and no mask is read. Writes one CSV row per evaluation, a markdown summary and a figure
+of the curves.
 
     python scripts/ucsd_recipe_study.py --data ../shared/data/ucsd/UCSDped2 --steps 200 \\
         --recipes paper standardized live --seeds 0 --out study/
@@ -20,9 +21,9 @@ from pathlib import Path
 
 import torch
 from matplotlib.figure import Figure
-from vaecam.metrics.encoder_health import model_health
 
 from vaecam.data.ucsd import UCSDTrainFrames
+from vaecam.metrics.encoder_health import model_health
 from vaecam.models import build_model
 from vaecam.models.base import eval_mode
 from vaecam.models.ucsd import RECIPES
@@ -77,7 +78,7 @@ def run(recipe: str, seed: int, train: torch.Tensor, heldout: torch.Tensor, step
         if step % every == 0 or step == steps:
             rows.append({"recipe": recipe, "seed": seed, "step": step,
                          "seconds_per_step": (time.perf_counter() - start) / step,
-                         "train_loss": float(loss), **evaluate(model, probe, heldout)})
+                         "train_loss": float(loss.detach()), **evaluate(model, probe, heldout)})
             print({k: v for k, v in rows[-1].items()}, flush=True)
     return rows
 
@@ -101,6 +102,20 @@ def plot(rows: list[dict], path: Path) -> None:
         ax.set_title(label, fontsize=9)
     axes[-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
     fig.savefig(path, dpi=120)
+
+
+def summary(rows: list[dict]) -> str:
+    """A markdown table: each run's values at its first and last evaluation after step 0."""
+    lines = ["| recipe | seed | step | KL per held-out frame (nats) | active units | "
+             "least-alive encoder layer | squared error per pixel (held-out) | s / step |",
+             "|---|---|---|---|---|---|---|---|"]
+    for recipe, seed in dict.fromkeys((r["recipe"], r["seed"]) for r in rows):
+        run_rows = [r for r in rows if (r["recipe"], r["seed"]) == (recipe, seed) and r["step"]]
+        for r in (run_rows[0], run_rows[-1]) if len(run_rows) > 1 else run_rows:
+            lines.append(f"| {recipe} | {seed} | {r['step']} | {r['heldout_kl']:.2f} | "
+                         f"{r['active_units']} | {r['hidden_alive']:.0%} ({r['hidden_layer']}) | "
+                         f"{r['heldout_mse']:.6f} | {r['seconds_per_step']:.1f} |")
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -127,6 +142,8 @@ def main() -> None:
         writer.writeheader()
         writer.writerows(rows)
     plot(rows, args.out / "study.png")
+    (args.out / "study.md").write_text(summary(rows) + "\n")
+    print(summary(rows))
     print(f"study: {args.out / 'study.csv'}, {args.out / 'study.png'}")
 
 

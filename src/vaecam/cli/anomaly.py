@@ -125,8 +125,9 @@ def _register_train(train: argparse._SubParsersAction) -> None:
            "ignored by the standardized and live recipes (Gaussian with the frames' spread)")
     option(ucsd, "--recipe",
            help="paper (the published model) | standardized (input standardised by the mean "
-           "training frame, Gaussian decoder with the frames' spread) | live (standardized + "
-           "BatchNorm/LeakyReLU encoder, keeps the encoder alive on UCSD; docs/ucsd-recipe.md)")
+           "training frame, Gaussian decoder with the frames' spread) | batchnorm (BatchNorm/"
+           "LeakyReLU encoder, paper loss) | live (standardized + batchnorm: keeps the encoder "
+           "alive on UCSD; docs/ucsd-recipe.md)")
     add_preset_options(ucsd)
     add_training_options(ucsd)
     ucsd.set_defaults(handler=_train_ucsd)

@@ -251,7 +251,7 @@ OPTIONS: dict[str, Option] = {
     "channels": Option(integer(1), many=True, count=3),
     "image_size": Option(integer(8)),
     "loss": Option(choice("bce", "mse")),
-    "recipe": Option(choice("paper", "standardized", "live")),
+    "recipe": Option(choice("paper", "standardized", "batchnorm", "live")),
     "source": Option(choice("bundled", "torchvision")),
     "mnist_root": Option(path),
     "download": Option(flag),

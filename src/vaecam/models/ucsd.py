@@ -46,6 +46,7 @@ from vaecam.models.blocks import conv_encoder, conv_layer_names
 RECIPES: dict[str, dict[str, Any]] = {
     "paper": {"standardize": False, "batchnorm": False},
     "standardized": {"standardize": True, "batchnorm": False, "loss": "gaussian"},
+    "batchnorm": {"standardize": False, "batchnorm": True},
     "live": {"standardize": True, "batchnorm": True, "loss": "gaussian"},
 }
 
