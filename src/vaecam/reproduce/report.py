@@ -5,10 +5,12 @@ Built from the stage outcomes and the files the stages wrote (each localize fold
 :mod:`vaecam.report.references`:
 
 * a summary with one verdict per claim of Liu et al. (CVPR 2020), each with the numbers behind
-  it, and the maps that beat the baseline on every dataset (beyond the paper);
+  it, and the maps that win on every dataset (beyond the paper): better than the ``recon-abs``
+  baseline and than the better trivial reference (``mean-diff`` or ``random``);
 * per experiment: tables with the paper's, the reproduction's and vaecam's numbers (vaecam:
-  ``mean ± std [95% interval]`` over seeds, verdicts against the ``recon-abs`` baseline), the
-  latent health of every model (a warning when a latent collapsed), and the figures;
+  ``mean ± std [95% interval]`` over seeds, verdicts against the ``recon-abs`` baseline and the
+  better trivial reference), the latent health of every model (a warning when a latent
+  collapsed), and the figures;
 * what every stage did, and how to rerun: the command, versions, device, each stage's resolved
   configuration and wall time.
 
