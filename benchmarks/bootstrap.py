@@ -12,7 +12,9 @@ Timed (median of REPEATS runs after a warm-up, ``benchmarks/timing.py``):
   bootstrap  ``bootstrap_settings`` of that one setting with 1,000 resamples: bin edges,
              per-image histograms and region counts, all resamples, intervals; the exact point
              estimates are passed in from the exact run (the evaluation has them already);
-  paired     the same for setting + baseline with verdicts (two settings' worth of work).
+  paired     the same for setting + baseline with verdicts (two settings' worth of work);
+  seeds      ``aggregate_seeds`` of three seeds' paired results: the two-level intervals
+             (seeds, then images) and verdicts, on top of the per-seed bootstraps.
 Also printed: intervals, the stated binning error bounds (largest over resamples), the
 bootstrap's peak traced memory, and a spot check recomputing a few resamples exactly.
 Acceptance: bootstrap / exact <= 10. The last line is ``bootstrap_over_exact: <x>``.
@@ -30,7 +32,12 @@ import numpy as np
 from scipy import ndimage
 from timing import timeit
 
-from vaecam.metrics.bootstrap import METRICS, bootstrap_settings, resample_counts
+from vaecam.metrics.bootstrap import (
+    METRICS,
+    aggregate_seeds,
+    bootstrap_settings,
+    resample_counts,
+)
 from vaecam.metrics.localization import LocalizationEvaluator, aupro, best_iou, image_auroc
 from vaecam.metrics.localization import pixel_auroc as exact_pixel_auroc
 
@@ -150,6 +157,9 @@ def main() -> None:
         print(f"baseline {metric}: exact {base.point:.5f}, 95% CI [{base.ci95[0]:.5f}, "
               f"{base.ci95[1]:.5f}], error bound {base.error_bound:.2e}")
     spot_check(scores, masks, counts, result, args.spot_check)
+    t_seeds = timeit(lambda: aggregate_seeds([result] * 3), REPEATS)
+    print(f"two-level aggregation over 3 seeds (2 settings, both verdicts), median of "
+          f"{REPEATS}: {t_seeds:.3f} s ({t_seeds / t_exact:.3f} of one exact evaluation)")
 
     ratio = t_boot / t_exact
     print(f"paired (2 settings) / exact: {t_paired / t_exact:.3f}")

@@ -80,7 +80,14 @@ def _check_results(out: Path, stdout: str) -> dict:
         for row in t:
             assert len(row) == len(t[0]) and all(row), row
     assert str(out / "results.json") in stdout and "| recon-abs |" in stdout
+    # the trivial references are printed, and every row carries both verdicts
+    printed = markdown_tables(stdout)[0]
+    assert {"mean-diff", "random"} <= {row[0] for row in printed}
+    assert {"vs recon-abs pixel AUROC", "vs trivial pixel AUROC", "vs recon-abs AUPRO",
+            "vs trivial AUPRO"} <= set(printed[0])
     results = json.loads((out / "results.json").read_text())
+    assert results["trivial_references"] == ["mean-diff", "random"]
+    assert results["bootstrap"]["scheme"] == "two-level"
     for key in ("checkpoints", "switches", "data", "training", "model", "settings", "latent"):
         assert results[key], key
     assert results["training"]["0"]["seed"] == 0 and results["seeds"] == [0]
@@ -103,6 +110,9 @@ def test_localize_ucsd_smoke_fills_figure4_and_finds_the_cart(ucsd_run, tmp_path
     assert [r[0] for r in figure4[1:]] == ["recon-abs", "conv1", "conv2", "conv3"]
     assert results["switches"]["frames"] == "all"
     assert results["data"]["skipped_clips"] == ["Test003"]
+    # frames of a clip are near-copies: the bootstrap resamples whole clips
+    assert results["bootstrap"]["unit"] == "clip"
+    assert results["bootstrap"]["n_units"] == len(results["data"]["clips"])
     names = [s["name"] for s in results["settings"]]
     assert names[0] == "recon-abs" and len([n for n in names if n.startswith("attention ")]) == 12
     assert {"combi", "grad-kl", "ssim", "recon-sq", "attention-x-recon"} <= set(names)
@@ -132,8 +142,8 @@ def test_localize_ucsd_switches_are_recorded(ucsd_run, tmp_path, capsys):
     assert switches["mask_rule"] == "any" and switches["device"] == "cpu"
     assert switches["layers"] == {"conv2": "encoder.2", "conv3": "encoder.4"}
     assert results["n_images"] == 6 and results["n_resamples"] == 200
-    assert [s["name"] for s in results["settings"]] == ["recon-abs", "attention conv2 m2 abs",
-                                                        "attention conv3 m2 abs"]
+    assert [s["name"] for s in results["settings"]] == [
+        "recon-abs", "mean-diff", "random", "attention conv2 m2 abs", "attention conv3 m2 abs"]
     assert "image_auroc_max" not in results["settings"][0]["metrics"]  # anomalous frames only
 
 
@@ -150,6 +160,11 @@ def test_localize_mvtec_smoke_fills_table2(mvtec_run, synth, tmp_path, capsys):
     table2 = next(t for t in markdown_tables(results["table_md"]) if t[0][0] == "category")
     assert [r[1] for r in table2[1:]] == ["pixel AUROC", "best IoU"]
     assert _metric(results, "recon-abs") >= 0.9 and _metric(results, "combi") >= 0.9
+    assert results["bootstrap"]["unit"] == "image"
+    assert results["bootstrap"]["n_units"] == results["n_images"]
+    random_cell = next(s for s in results["settings"] if s["name"] == "random")["metrics"]
+    assert random_cell["pixel_auroc"]["vs_baseline"]["verdict"] == "worse"
+    assert abs(_metric(results, "random") - 0.5) < 0.05
 
 
 def _one_line_error(code: int, err: str, needle: str) -> None:

@@ -115,7 +115,8 @@ def test_demo_smoke_writes_figures_table_and_report(tmp_path, capsys):
     results = json.loads((out / "results.json").read_text())
     assert set(results["localization"]) == {"1", "3"} and results["seeds"] == [0]
     settings = results["localization"]["1"]["settings"]
-    assert settings[0]["name"] == "recon-abs" and len(settings) == 9 + 8  # + attention grid
+    assert settings[0]["name"] == "recon-abs" and len(settings) == 11 + 8  # + attention grid
+    assert [s["name"] for s in settings[1:3]] == ["mean-diff", "random"]
     report = (out / "report.md").read_text()
     assert "figure1_methods_activations.png" in report and "| attention conv" in report
     assert "active units" in report

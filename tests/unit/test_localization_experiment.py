@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from torch.utils.data import TensorDataset
 
 from vaecam.attention import AttentionExplainer
 from vaecam.data.transforms import downscale_masks
@@ -40,6 +41,11 @@ def _batches(x, masks, split: int = 4):
             (x[split:], masks[split:], ["c"] * (len(x) - split), torch.arange(split, len(x)))]
 
 
+def _train(n: int = 5):
+    """Normal training images: what mean-diff averages."""
+    return torch.rand(n, 1, 24, 24, generator=torch.Generator().manual_seed(99))
+
+
 def _cfg(**kwargs):
     base = {"layers": {"conv1": "encoder.0", "conv3": "encoder.4"}, "maps": "ssim,attention",
             "n_resamples": 100}
@@ -49,10 +55,10 @@ def _cfg(**kwargs):
 def test_streamed_metrics_equal_one_shot_metrics_of_every_map():
     model, (x, masks) = _model(0), _data()
     cfg = _cfg()
-    settings = cfg.settings(model)
+    settings = cfg.settings(model, mean_training_image=_train().mean(dim=0))
     names = [s.name for s in settings]
-    assert names[:3] == ["recon-abs", "ssim", "attention conv1 m1 relu"]
-    assert len(names) == 2 + 2 * 2 * 2
+    assert names[:5] == ["recon-abs", "mean-diff", "random", "ssim", "attention conv1 m1 relu"]
+    assert len(names) == 4 + 2 * 2 * 2
     labels = masks.flatten(1).any(dim=1)
     ev = loc.evaluate(model, _batches(x, masks), settings, cfg, labels, [1, 5], progress=False)
     assert ev.n_images == 6 and ev.n_anomalous == 5
@@ -75,7 +81,7 @@ def test_streamed_metrics_equal_one_shot_metrics_of_every_map():
 def test_downscale_masks_scores_pixels_at_the_layer_and_regions_at_full_size():
     model, (x, masks) = _model(0), _data()
     cfg = _cfg(resize="downscale-masks", maps="attention", methods=("2",), activations=("abs",))
-    settings = cfg.settings(model)
+    settings = cfg.settings(model, mean_training_image=_train().mean(dim=0))
     labels = masks.flatten(1).any(dim=1)
     ev = loc.evaluate(model, _batches(x, masks), settings, cfg, labels, progress=False)
     small = AttentionExplainer(model, "encoder.4", activation="abs", upsample=False).method2(x)
@@ -94,9 +100,10 @@ def test_seeds_are_scored_on_the_same_resamples_and_aggregate():
     labels = masks.flatten(1).any(dim=1)
     dataset = [(x[i], masks[i], "c", i) for i in range(len(x))]
     cfg = _cfg(maps="grad-kl", layers={"conv3": "encoder.4"})
+    train = TensorDataset(_train())
     agg = loc.evaluate_seeds({0: _model(0), 1: _model(1)}, dataset, labels, cfg,
                              {"eval_batch_size": 4, "overlays": 2, "device": "cpu",
-                              "no_progress": True})
+                              "no_progress": True}, stats_sets={0: train, 1: train})
     assert list(agg.seeds) == [0, 1]
     cell = agg.cell("grad-kl", "pixel_auroc")
     exact = [agg.seeds[s].metrics["grad-kl"]["pixel_auroc"] for s in (0, 1)]
@@ -106,8 +113,21 @@ def test_seeds_are_scored_on_the_same_resamples_and_aggregate():
     assert cell["vs_baseline"]["verdict"] in ("better", "worse", "undecided")
     assert agg.cell("recon-abs", "pixel_auroc").get("vs_baseline") is None
     results = loc.results_json(agg, cfg, {"note": "n"})
-    assert [s["name"] for s in results["settings"]] == ["recon-abs", "grad-kl"]
-    assert results["settings"][1]["metrics"]["pixel_auroc"] == cell
+    assert [s["name"] for s in results["settings"]] == ["recon-abs", "mean-diff", "random",
+                                                        "grad-kl"]
+    assert results["settings"][3]["metrics"]["pixel_auroc"] == cell
+    assert results["bootstrap"]["unit"] == "image" and results["bootstrap"]["n_units"] == 6
+    assert results["bootstrap"]["scheme"] == "two-level"
+    # mean-diff is |x - mean training image|, scored like any map
+    mean_diff = (x - _train().mean(dim=0)).abs().mean(dim=1)
+    assert agg.seeds[0].metrics["mean-diff"]["pixel_auroc"] == pytest.approx(
+        pixel_auroc(mean_diff, masks))
+    trivial = cell["vs_trivial"]
+    assert trivial["reference"] in ("mean-diff", "random")
+    better = max(("mean-diff", "random"),
+                 key=lambda r: agg.cell(r, "pixel_auroc")["mean"])
+    assert trivial["reference"] == better
+    assert "vs_trivial" not in agg.cell(better, "pixel_auroc")
 
 
 def test_attention_map_settings_share_work_but_keep_the_engines_values():

@@ -14,7 +14,7 @@ from vaecam.models.base import VAE
 
 ALL_NAMES = {
     "recon-abs", "recon-sq", "ssim", "attention", "grad-elbo", "grad-kl", "grad-recon", "combi",
-    "attention-x-recon", "projection", "recon-smooth",
+    "attention-x-recon", "projection", "recon-smooth", "mean-diff", "random",
 }
 
 
@@ -148,13 +148,16 @@ def test_model_without_decoder(model_cls):
     torch.manual_seed(0)
     model = model_cls()
     x = torch.rand(2, 1, 8, 8)
-    for name in sorted(ALL_NAMES - {"attention"}):
+    model_free = {"mean-diff", "random"}  # the trivial references need no model
+    for name in sorted(ALL_NAMES - {"attention"} - model_free):
         with pytest.raises(ConfigError) as exc:
             build_map(name)(model, x)
         assert "decode" in _one_line(exc)
     layer = "conv"
     maps = build_map("attention", layer=layer)(model, x)
     assert maps.shape == (2, 8, 8)
+    assert build_map("random")(model, x).shape == (2, 8, 8)
+    assert build_map("mean-diff", mean_image=x[0])(model, x).shape == (2, 8, 8)
 
 
 def test_bad_images_and_repeated_labels():

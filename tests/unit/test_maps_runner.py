@@ -9,6 +9,7 @@ from torch.nn.modules import module as torch_module
 from vaecam.attention import LatentStats
 from vaecam.errors import ConfigError
 from vaecam.maps import build_map, cheap_maps, compute_maps, parse_maps
+from vaecam.maps.mean_diff import mean_image
 from vaecam.models import build_model
 
 SHARING = ["recon-abs", "recon-sq", "ssim", "grad-elbo", "grad-kl", "grad-recon", "combi"]
@@ -26,11 +27,16 @@ def _images(n=3, seed=0):
 
 def _all_methods(model):
     stats = LatentStats.from_batches(model, [_images(6, seed=7)])
-    return parse_maps("all", {"projection": {"steps": 2}}) + [
+    return parse_maps("all", {"projection": {"steps": 2}, **_mean_option()}) + [
         build_map("attention", method="normal-difference", stats=stats),
         build_map("attention", method="2", grad_norm="rms-image", layer="encoder.0"),
         build_map("attention-x-recon", method="2", activation="abs"),
     ]
+
+
+def _mean_option():
+    """mean-diff's mean training image, from images the tests do not map."""
+    return {"mean-diff": {"mean_image": mean_image([_images(6, seed=9)])}}
 
 
 class Counter:
@@ -71,7 +77,7 @@ def test_no_side_effects_on_the_model():
     x = _images()
     x_copy = x.clone()
     maps = compute_maps(model, x, methods)
-    assert len(maps) == 14  # every registered method, attention in three settings
+    assert len(maps) == 16  # every registered method, attention in three settings
     assert all(p.grad is None for p in model.parameters())
     assert {name: m.training for name, m in model.named_modules()} == flags
     assert {name: p.requires_grad for name, p in model.named_parameters()} == requires
@@ -103,8 +109,9 @@ def test_one_forward_pass_shared_by_reconstruction_and_gradient_maps():
 def test_attention_map_of_one_setting_is_computed_once_per_batch():
     model = _mnist()
     encode = Counter(model, "encode")
-    compute_maps(model, _images(), parse_maps("cheap"))
-    # one shared forward + one attention pass shared by attention and attention-x-recon
+    compute_maps(model, _images(), parse_maps("cheap", _mean_option()))
+    # one shared forward + one attention pass shared by attention and attention-x-recon; the
+    # trivial references run no model
     assert encode.calls == 2
     encode.calls = 0
     # settings that differ only in activation share the signed maps: still one attention pass
@@ -142,7 +149,7 @@ def test_maps_do_not_depend_on_the_batch():
 
 def test_cheap_maps_are_finite_and_not_constant():
     model = _mnist(seed=4)
-    maps = compute_maps(model, _images(2, seed=4), parse_maps("cheap"))
+    maps = compute_maps(model, _images(2, seed=4), parse_maps("cheap", _mean_option()))
     assert set(maps) == set(cheap_maps())
     for label, m in maps.items():
         assert torch.isfinite(m).all(), label

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch.utils.data import TensorDataset
 
 from vaecam.data.anomalies import CHANGE, cut_paste
 from vaecam.errors import ConfigError
@@ -77,7 +78,8 @@ def test_tuned_localisation_records_what_was_chosen_on_training_data():
                                  n_resamples=100, tune=True, tune_images=6)
     dataset = [(x[i], masks[i], "c", i) for i in range(6)]
     agg = loc.evaluate_seeds({0: model}, dataset, labels, cfg,
-                             {"no_progress": True, "device": "cpu"}, train_images=_normals())
+                             {"no_progress": True, "device": "cpu"},
+                             stats_sets={0: TensorDataset(_normals())}, train_images=_normals())
     families = agg.tuning["families"]
     assert set(families) == {"recon-smooth", "attention"}
     assert cfg.chosen["recon-smooth"]["smooth_sigma"] in (1.0, 2.0, 4.0, 8.0)

@@ -4,10 +4,14 @@ One streaming pass per trained model (one per seed) computes every anomaly map o
 :mod:`vaecam.maps` on each test batch from one shared forward pass: the reconstruction
 baselines, the attention grid (encoder layer x method x activation, the papers' ambiguities)
 and the methods beyond the papers. Each map is scored exactly (pixel AUROC, best IoU, AUPRO up to
-FPR 0.3, image AUROC from the map's maximum) and kept for the bootstrap over test images
-(:mod:`vaecam.metrics.bootstrap`): 95% intervals per seed and a paired verdict against the
-``recon-abs`` baseline. Over seeds every number becomes ``mean ± std`` with the interval of the
-seed mean, and a verdict holds only when every seed agrees.
+FPR 0.3, image AUROC from the map's maximum) and kept for the bootstrap over test units
+(:mod:`vaecam.metrics.bootstrap`; images, or whole clips of a video set): 95% intervals per
+seed. Over seeds every number becomes ``mean ± std`` with the two-level interval of the seed
+mean (seeds, then test units, resampled), and every map gets two paired verdicts from it:
+against the ``recon-abs`` baseline and against the better of the trivial references
+``mean-diff`` and ``random`` (chosen per metric), which every run scores. A map is a win only
+when both verdicts are ``better``. Degenerate maps (constant over every image, or the same for
+every image) are marked and left out of every mean.
 
 Resolution (``resize``): ``upsample-maps`` compares every map with the masks at the image size;
 ``downscale-masks`` keeps attention maps at their layer's resolution and reduces the masks
@@ -40,6 +44,7 @@ from vaecam.data.transforms import downscale_masks
 from vaecam.errors import ConfigError, MetricInputError
 from vaecam.experiments.tuning import CANDIDATES, CRITERION, choose, tuning_set
 from vaecam.maps import AnomalyMap, build_map, compute_maps, parse_maps
+from vaecam.maps.mean_diff import mean_image
 from vaecam.metrics.bootstrap import (
     BootstrapResult,
     MapCollector,
@@ -52,6 +57,8 @@ from vaecam.metrics.localization import PixelROCAccumulator, image_auroc
 Resize = Literal["upsample-maps", "downscale-masks"]
 RESIZE_MODES = ("upsample-maps", "downscale-masks")
 BASELINE = "recon-abs"
+# Trivial maps every run scores: a map that does not beat them has not shown anything.
+REFERENCES = ("mean-diff", "random")
 LATENT_SAMPLE = 256  # test images on which the explained model's latent health is measured
 
 
@@ -104,8 +111,10 @@ class LocalizationConfig:
         if self.n_resamples < 100:
             raise ConfigError(f"--resamples must be at least 100, not {self.n_resamples}")
 
-    def settings(self, model: nn.Module, stats: LatentStats | None = None) -> list[MapSetting]:
-        """The baseline first, then every map of ``maps`` (attention expanded to its grid)."""
+    def settings(self, model: nn.Module, stats: LatentStats | None = None,
+                 mean_training_image: Tensor | None = None) -> list[MapSetting]:
+        """The baseline and the trivial references first, then every map of ``maps`` (attention
+        expanded to its grid); ``mean_training_image`` is what ``mean-diff`` subtracts."""
         options: dict[str, dict[str, Any]] = {}
         if self.smooth_sigma is not None:
             for name in ("grad-elbo", "grad-kl", "grad-recon", "combi"):
@@ -121,14 +130,17 @@ class LocalizationConfig:
                     "method": "1", "activation": "relu", "layer": next(iter(self.layers.values()))}
                 settings.append(MapSetting(family, build_map(family, **chosen, stats=stats),
                                            family))
+            elif family == "mean-diff":
+                settings.append(MapSetting(family, build_map(
+                    family, mean_image=mean_training_image), family))
             else:
                 chosen = {**options.get(family, {}), **self.chosen.get(family, {})}
                 settings.append(MapSetting(family, build_map(family, **chosen), family))
         return settings
 
     def families(self) -> list[str]:
-        """The map families asked for, the baseline first."""
-        return [m.name for m in parse_maps(f"{BASELINE},{self.maps}")]
+        """The map families asked for, the baseline and the trivial references first."""
+        return [m.name for m in parse_maps(",".join((BASELINE, *REFERENCES, self.maps)))]
 
     def candidates(self, stats: LatentStats | None) -> dict[str, list[MapSetting]]:
         """The settings tuning chooses among, per tunable family that was asked for."""
@@ -188,7 +200,8 @@ class LocalizationConfig:
                 "mask_rule": self.mask_rule, "smooth_sigma": self.smooth_sigma,
                 "projection": self.projection, "max_fpr": self.max_fpr,
                 "n_resamples": self.n_resamples, "bootstrap_seed": self.bootstrap_seed,
-                "baseline": BASELINE, "tune": self.tune, "tune_images": self.tune_images,
+                "baseline": BASELINE, "trivial_references": list(REFERENCES),
+                "tune": self.tune, "tune_images": self.tune_images,
                 "chosen_on_training_data": self.chosen,
                 "attention_chosen_on_training_data": self.tuned_attention}
 
@@ -402,7 +415,7 @@ def _merge_resolutions(low: BootstrapResult, full: BootstrapResult) -> Bootstrap
               for m, v in setting.vs_baseline.items()}
         settings[name] = type(setting)(metrics, vs)
     return type(low)(settings, low.baseline, low.n_images, low.n_resamples, low.max_fpr,
-                     low.counts_digest)
+                     low.counts_digest, low.degenerate)
 
 
 # --- several seeds -------------------------------------------------------------------------------
@@ -431,10 +444,16 @@ class Aggregate:
         return float(np.mean([e.ms_per_image[setting] for e in self.seeds.values()]))
 
 
-def aggregate(evaluations: Mapping[int, SeedEvaluation]) -> Aggregate:
-    """Cells over seeds; every seed must have been scored on the same resamples."""
-    return Aggregate(dict(evaluations), aggregate_seeds([e.bootstrap for e in
-                                                         evaluations.values()]))
+def aggregate(evaluations: Mapping[int, SeedEvaluation], unit: str = "image",
+              n_units: int | None = None, bootstrap_seed: int = 0) -> Aggregate:
+    """Cells over seeds (two-level intervals, verdicts against the baseline and the better
+    trivial reference); every seed must have been scored on the same resamples of the test
+    ``unit`` (``n_units`` of them; default one per image)."""
+    first = next(iter(evaluations.values()))
+    cells = aggregate_seeds([e.bootstrap for e in evaluations.values()], seeds=list(evaluations),
+                            seed=bootstrap_seed, references=REFERENCES, unit=unit,
+                            n_units=first.n_images if n_units is None else n_units)
+    return Aggregate(dict(evaluations), cells)
 
 
 def best_attention(agg: Aggregate, metric: str = "pixel_auroc") -> dict[str, MapSetting]:
@@ -526,6 +545,11 @@ def overlay_indices(labels: Tensor, n: int) -> list[int]:
     return sorted({pool[i] for i in picks})
 
 
+def training_mean_image(dataset: Dataset, batch_size: int) -> Tensor:
+    """The mean image of a training set (items: an image, or a tuple led by one)."""
+    return mean_image(DataLoader(dataset, batch_size=batch_size))  # type: ignore[arg-type]
+
+
 def tune(cfg: LocalizationConfig, models: Mapping[int, nn.Module],
          stats: Mapping[int, LatentStats | None], train_images: Tensor,
          device: torch.device, batch_size: int) -> dict[str, Any]:
@@ -552,20 +576,29 @@ def evaluate_seeds(
     options: Mapping[str, Any],
     stats_sets: Mapping[int, Dataset] | None = None,
     train_images: Tensor | None = None,
+    units: tuple[str, Sequence[Any]] | None = None,
 ) -> Aggregate:
     """Evaluate every seed's model on the same test images (same resamples) and aggregate.
 
     ``options``: ``max_images``, ``eval_batch_size``, ``overlays``, ``device``, ``no_progress``.
-    ``stats_sets`` (per seed) pool latent statistics when normal-difference maps are asked for.
-    With ``cfg.tune``, map options are first chosen on CutPaste anomalies made from
-    ``train_images`` (normal training images; required then).
+    ``stats_sets`` (per seed) are the training data: ``mean-diff`` subtracts their mean image
+    (every seed's models see the same training images, so the first seed's set is averaged),
+    and they pool latent statistics when normal-difference maps are asked for. With
+    ``cfg.tune``, map options are first chosen on CutPaste anomalies made from ``train_images``
+    (normal training images; required then). ``units`` (a name such as ``"clip"`` and one id
+    per test item) makes the bootstrap resample whole units; default: images.
     """
     indices = subset_indices(len(test_set), options.get("max_images"))
     labels = labels[indices]
     batch_size = int(options.get("eval_batch_size") or 16)
     device = resolve_device(options.get("device"))
+    unit, unit_ids = ("image", None) if units is None else (units[0], [units[1][i]
+                                                                       for i in indices])
     counts = resample_counts(len(indices), cfg.n_resamples, cfg.bootstrap_seed,
-                             strata=labels.numpy())
+                             strata=labels.numpy(), units=unit_ids)
+    if not stats_sets:
+        raise ConfigError("the mean-diff reference needs the training data; pass stats_sets")
+    mean = training_mean_image(next(iter(stats_sets.values())), batch_size)
     shown = overlay_indices(labels, int(options.get("overlays", 4)))
     needs_stats = "normal-difference" in cfg.methods and bool(
         {"attention", "attention-x-recon"} & set(cfg.families()))
@@ -587,12 +620,13 @@ def evaluate_seeds(
     evaluations = {}
     for seed, model in models.items():
         model.to(device)
-        settings = cfg.settings(model, stats[seed])
+        settings = cfg.settings(model, stats[seed], mean)
         loader = DataLoader(Subset(test_set, indices), batch_size=batch_size, shuffle=False)
         evaluations[seed] = evaluate(model, loader, settings, cfg, labels, shown, device,
                                      counts, progress=not options.get("no_progress"))
         model.cpu()
-    result = aggregate(evaluations)
+    n_units = len(indices) if unit_ids is None else len(set(unit_ids))
+    result = aggregate(evaluations, unit, n_units, cfg.bootstrap_seed)
     result.tuning = tuning
     return result
 
@@ -616,6 +650,9 @@ def results_json(agg: Aggregate, cfg: LocalizationConfig, record: Mapping[str, A
             "tuned": chosen,
             "method": s.attention_method, "activation": s.activation,
             "ms_per_image": agg.ms_per_image(s.name),
+            "degenerate_seeds": {str(seed): e.bootstrap.degenerate[s.name]
+                                 for seed, e in agg.seeds.items()
+                                 if s.name in e.bootstrap.degenerate},
             "metrics": cells["settings"][s.name],
             "exact_per_seed": {str(seed): e.metrics[s.name] for seed, e in agg.seeds.items()},
         })
@@ -626,6 +663,8 @@ def results_json(agg: Aggregate, cfg: LocalizationConfig, record: Mapping[str, A
         "n_anomalous_images": first.n_anomalous,
         "switches": {**cfg.to_json(), **record.get("switches", {})},
         "baseline": BASELINE,
+        "trivial_references": cells["trivial_references"],
+        "bootstrap": cells["bootstrap"],
         "n_resamples": cells["n_resamples"],
         "ci95_method": cells["ci95_method"],
         "std_method": cells["std_method"],
@@ -665,6 +704,7 @@ def write_outputs(out: Path, agg: Aggregate, results: Mapping[str, Any], title: 
     figures into ``out``; returns the results with the files added."""
     from vaecam.outputs import atomic_write_text
     from vaecam.report.localization import (
+        bootstrap_note,
         collapse_warning,
         grid_table,
         latent_table,
@@ -677,9 +717,7 @@ def write_outputs(out: Path, agg: Aggregate, results: Mapping[str, Any], title: 
     warning = collapse_warning(results)
     text = "\n".join([
         f"# {title}\n", results.get("note", ""), "",
-        f"Seeds {', '.join(map(str, agg.seeds))}; cells: mean ± std over seeds [95% bootstrap "
-        f"interval over test images, {results['n_resamples']} resamples]; verdicts against "
-        f"{BASELINE} ({results['verdict_rule']}).\n",
+        f"Seeds {', '.join(map(str, agg.seeds))}; {bootstrap_note(results)}\n",
         *([f"**{warning}**\n"] if warning else []),
         "## Latent health of the explained models\n", latent_table(results),
         "## Map methods\n", method_table_note(results) + "\n", method_table(results),

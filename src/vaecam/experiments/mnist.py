@@ -325,8 +325,10 @@ def demo_report(results: dict[str, Any]) -> str:
         "## Localisation check (a number for claim 1)",
         f"{results['n_anomalies']} held-out digits of the trained class, each with a stroke "
         "fragment of another digit pasted in (the mask is the added ink), and the clean "
-        "held-out digits as normal images. Every cell: mean ± std over seeds [95% bootstrap "
-        "interval over test images]; verdicts against recon-abs, same sign in every seed. "
+        "held-out digits as normal images. Every cell: mean ± std over seeds [95% two-level "
+        "bootstrap interval: seeds, then test images]; two verdicts, against recon-abs and "
+        "against the better trivial reference (mean-diff or random); a map wins only when both "
+        "are better. "
         "Neither paper reports a number here, so there is no published column.",
     ]
     for digit, loc_results in results["localization"].items():

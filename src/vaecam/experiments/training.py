@@ -94,7 +94,7 @@ def tracking_callbacks(options: dict[str, Any], cfg: TrainConfig, test_set: Data
 
     import torch
 
-    from vaecam.experiments.localization import config_from_options
+    from vaecam.experiments.localization import REFERENCES, config_from_options
     from vaecam.experiments.tracking import LocalizationTracker, labelled_subset
     from vaecam.models import build_model
 
@@ -107,7 +107,7 @@ def tracking_callbacks(options: dict[str, Any], cfg: TrainConfig, test_set: Data
     masks = torch.stack([item[1] for item in items])
     probe = build_model(model_name, **model_config)
     loc_cfg = config_from_options(probe, {**options, "maps": "attention"}, default_layers)
-    methods = [s.method for s in loc_cfg.settings(probe)]
+    methods = [s.method for s in loc_cfg.settings(probe) if s.family not in REFERENCES]
     tracker = LocalizationTracker(images, masks, methods, cfg.out_dir,
                                   int(options.get("track_every") or 1))
     notes = {"tracking": {"source": source, "indices": picks, "n_images": len(picks),

@@ -103,8 +103,9 @@ def localize_ucsd(options: dict[str, Any]) -> dict[str, Any]:
     with OutputFolder(options["out"], "localize ucsd", inputs,
                       overwrite=bool(options.get("overwrite"))) as folder:
         train_images = loc.sample_images(stats_sets[next(iter(models))]) if cfg.tune else None
+        # neighbouring frames are near-copies: the bootstrap resamples whole clips
         agg = loc.evaluate_seeds(models, test_set, test_set.labels, cfg, options, stats_sets,
-                                 train_images)
+                                 train_images, units=("clip", [f.clip for f in test_set.frames]))
         note = (f"Data: {root.name}, {agg.first.n_images} test frames ({frames}; "
                 f"{agg.first.n_anomalous} anomalous), maps {cfg.resize}, grad norm "
                 f"{cfg.grad_norm}.")

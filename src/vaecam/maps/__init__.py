@@ -3,6 +3,8 @@
 One module per method (as pytorch-grad-cam lays out its CAMs), each registered by its CLI name:
 
 * ``recon-abs``, ``recon-sq``, ``ssim``: reconstruction-error baselines (:mod:`.reconstruction`);
+* ``mean-diff``, ``random``: trivial references that need no model, ``|x - mean training image|``
+  (:mod:`.mean_diff`) and seeded noise (:mod:`.random_map`);
 * ``attention``: Grad-CAM attention of Liu et al. 2020, one setting (:mod:`.attention`);
 * ``grad-elbo``, ``grad-kl``, ``grad-recon``: input gradients of the negative ELBO and its
   terms, Zimmerer et al. 2019 (:mod:`.gradients`);
@@ -14,8 +16,10 @@ One module per method (as pytorch-grad-cam lays out its CAMs), each registered b
 
 ```python
 from vaecam.maps import compute_maps, parse_maps
+from vaecam.maps.mean_diff import mean_image
 
-methods = parse_maps("cheap,projection", {"projection": {"steps": 5}})
+methods = parse_maps("cheap,projection", {"projection": {"steps": 5},
+                                          "mean-diff": {"mean_image": mean_image(train_loader)}})
 maps = compute_maps(vae, images, methods)   # label -> (B, H, W), one shared forward pass
 grad_kl = build_map("grad-kl", smooth_sigma=0)(vae, images)
 ```

@@ -31,19 +31,33 @@ Binning error, stated per resample and reported as the largest value over resamp
 A bin holding a single score value (heavily tied values such as the zeros of ReLU maps get one)
 is exact and adds nothing to the bounds. A verdict is ``better`` or ``worse`` only when the
 difference interval, widened by both settings' largest bounds, excludes 0; else ``undecided``.
+
+Resampling unit. Images are the unit of still-image sets. The frames of one video clip are
+near-copies of their neighbours, so resampling frames would pretend to a sample the size of the
+number of frames: ``resample_counts(..., units=clip_of_frame)`` draws whole clips instead (every
+frame of a drawn clip counts once per draw).
+
+Over training seeds (:func:`aggregate_seeds`) the interval has two levels: each resample draws
+the seeds with replacement, then uses that resample's draw of units for every drawn seed (all
+seeds are scored on the same test set, so the test-set variance is shared, not averaged away);
+the statistic is averaged over the drawn seeds. The bracket so includes the variance between
+training seeds, and the verdicts over seeds come from it (and from every seed's own verdict
+agreeing: with three seeds the seed level has only ten distinct draws). Degenerate maps
+(:mod:`vaecam.metrics.degenerate`) are left out of every mean.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 from scipy import ndimage
 
 from vaecam.errors import ConfigError, MetricInputError
+from vaecam.metrics.degenerate import degeneracy
 from vaecam.metrics.localization import (
     ArrayLike,
     PixelROCAccumulator,
@@ -66,7 +80,7 @@ __all__ = [
     "resample_counts",
 ]
 
-Verdict = Literal["better", "worse", "undecided"]
+Verdict = Literal["better", "worse", "undecided", "degenerate"]
 METRICS = ("pixel_auroc", "aupro", "best_iou", "image_auroc_max")
 PERCENTILES = (2.5, 97.5)
 MIN_RESAMPLES = 100
@@ -74,12 +88,19 @@ MIN_BINS = 16
 _CHUNK_PIXELS = 1 << 21
 _ROW_BLOCK = 256
 _EDGE_SAMPLE = 1 << 17
+SCHEME = "two-level"
 AGGREGATE_CI = (
-    "same resample counts for every seed; per resample the binned statistic (or difference) is "
-    "averaged over seeds; percentile 95% interval of that mean"
+    "two-level bootstrap: each resample draws the training seeds with replacement, then the "
+    "test units (the same draw of units for every drawn seed); the binned statistic (or "
+    "difference) is averaged over the drawn seeds; percentile 95% interval of that mean"
 )
 AGGREGATE_STD = "population standard deviation over seeds (ddof=0) of the exact point estimates"
-AGGREGATE_VERDICT = "better (worse) only if every seed's verdict is better (worse), else undecided"
+AGGREGATE_VERDICT = (
+    "better (worse) when the two-level 95% interval of the difference, widened by the binning "
+    "error bounds, lies above (below) 0 and every seed's own verdict agrees, else undecided "
+    "(with few seeds the seed level alone cannot reach a 2.5% tail); degenerate when the map is "
+    "degenerate on every seed"
+)
 
 
 @dataclass(frozen=True)
@@ -124,6 +145,7 @@ class BootstrapResult:
     n_resamples: int
     max_fpr: float
     counts_digest: str
+    degenerate: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """Plain-JSON summary: per setting and metric, point, ci95, bound and verdict."""
@@ -149,6 +171,7 @@ class BootstrapResult:
             "n_images": self.n_images,
             "n_resamples": self.n_resamples,
             "max_fpr": self.max_fpr,
+            "degenerate": dict(self.degenerate),
             "settings": settings,
         }
 
@@ -158,24 +181,35 @@ def resample_counts(
     n_resamples: int = 1000,
     seed: int = 0,
     strata: ArrayLike | None = None,
+    units: ArrayLike | None = None,
 ) -> np.ndarray:
     """(n_resamples, n_images) int32 matrix: how often each image is drawn in each resample.
 
     Each row draws ``n_images`` images with replacement; with ``strata`` (one label per image)
-    each stratum is resampled separately and keeps its size. Pass the same matrix to every
-    training seed so that seeds are compared on identical resamples.
+    each stratum is resampled separately and keeps its size. With ``units`` (one id per image,
+    such as the clip of each video frame) whole units are drawn instead, as many as there are
+    units, and each image counts as often as its unit was drawn; strata then group the units by
+    the set of labels of their images. Pass the same matrix to every training seed so that
+    seeds are compared on identical resamples.
     """
     _check_resamples(n_resamples)
     if n_images < 1:
         raise MetricInputError(f"n_images is {n_images}; pass at least one image")
+    labels = None if strata is None else _per_image(strata, n_images, "strata", "labels")
+    if units is not None:
+        ids = _per_image(units, n_images, "units", "unit ids")
+        _, unit_of_image = np.unique(ids, return_inverse=True)
+        unit_strata = None
+        if labels is not None:  # a unit's stratum: which labels its images carry
+            values, label_index = np.unique(labels, return_inverse=True)
+            carries = np.zeros((unit_of_image.max() + 1, values.size), dtype=bool)
+            carries[unit_of_image, label_index] = True
+            unit_strata = np.unique(carries, axis=0, return_inverse=True)[1].ravel()
+        unit_counts = resample_counts(unit_of_image.max() + 1, n_resamples, seed, unit_strata)
+        return np.ascontiguousarray(unit_counts[:, unit_of_image])
     rng = np.random.default_rng(seed)
     groups = [np.arange(n_images)]
-    if strata is not None:
-        labels = np.asarray(strata).ravel()
-        if labels.size != n_images:
-            raise MetricInputError(
-                f"strata has {labels.size} labels for {n_images} images; pass one per image"
-            )
+    if labels is not None:
         groups = [np.flatnonzero(labels == value) for value in np.unique(labels)]
     counts = np.zeros((n_resamples, n_images), dtype=np.int32)
     rows = np.arange(n_resamples)[:, None]
@@ -183,6 +217,15 @@ def resample_counts(
         drawn = members[rng.integers(0, members.size, size=(n_resamples, members.size))]
         np.add.at(counts, (rows, drawn), 1)
     return counts
+
+
+def _per_image(values: ArrayLike, n_images: int, name: str, what: str) -> np.ndarray:
+    flat = np.asarray(values).ravel()
+    if flat.size != n_images:
+        raise MetricInputError(
+            f"{name} has {flat.size} {what} for {n_images} images; pass one per image"
+        )
+    return flat
 
 
 def bootstrap_settings(
@@ -225,6 +268,7 @@ def bootstrap_settings(
             f"settings have maps of different numbers of images {sorted(n_images)}; "
             "pass maps of the same test images to every setting"
         )
+    degenerate = {name: reason for name, (s, _) in pairs.items() if (reason := degeneracy(s))}
     base_masks = pairs[baseline][1]
     labels = base_masks.reshape(len(base_masks), -1).any(axis=1)
     if counts is None:
@@ -258,15 +302,30 @@ def bootstrap_settings(
         }
         results[name] = SettingBootstrap(metrics, vs)
     return BootstrapResult(
-        results, baseline, len(labels), len(counts), max_fpr, _digest(counts)
+        results, baseline, len(labels), len(counts), max_fpr, _digest(counts), degenerate
     )
 
 
-def aggregate_seeds(per_seed: Sequence[BootstrapResult]) -> dict[str, Any]:
-    """JSON cells over training seeds: mean/std/per_seed of the exact values, the aggregate
-    interval (see ``AGGREGATE_CI``) and, per setting, the same-sign verdict over seeds.
+def aggregate_seeds(
+    per_seed: Sequence[BootstrapResult],
+    *,
+    seeds: Sequence[int] | None = None,
+    seed: int = 0,
+    references: Sequence[str] = (),
+    unit: str = "image",
+    n_units: int | None = None,
+) -> dict[str, Any]:
+    """JSON cells over training seeds: mean/std/per_seed of the exact values, the two-level
+    interval (see ``AGGREGATE_CI``) and two paired verdicts per metric.
 
-    Every seed must have been bootstrapped on the same resample counts and settings.
+    ``vs_baseline`` compares each setting with the baseline; ``vs_trivial`` with the better of
+    the ``references`` (trivial maps such as ``mean-diff`` and ``random``) on that metric: the
+    one with the higher mean. A setting degenerate on a seed is left out of that seed's means
+    and comparisons (``degenerate_seeds``; ``per_seed`` holds null there); degenerate on every
+    seed, its cell has no mean and its verdicts are ``degenerate``. ``seeds`` names the seeds
+    (default their positions), ``seed`` seeds the draws of seeds, ``unit`` and ``n_units``
+    name what the test set was resampled by. Every seed must have been bootstrapped on the same
+    resample counts and settings.
     """
     if not per_seed:
         raise ConfigError("no seeds given; pass one bootstrap result per training seed")
@@ -287,42 +346,121 @@ def aggregate_seeds(per_seed: Sequence[BootstrapResult]) -> dict[str, Any]:
                 "seeds have different settings or baselines; bootstrap the same settings "
                 "against the same baseline for every seed"
             )
-    settings: dict[str, Any] = {}
-    for name, setting in first.settings.items():
-        settings[name] = {}
-        for metric in setting.metrics:
-            cells = [seed.settings[name].metrics[metric] for seed in per_seed]
-            points = np.array([c.point for c in cells])
-            mean_bounds = np.mean([c.bounds for c in cells], axis=0)
-            cell: dict[str, Any] = {
-                "mean": float(points.mean()),
-                "std": float(points.std()),
-                "per_seed": points.tolist(),
-                "ci95": list(_ci95(np.mean([c.samples for c in cells], axis=0))),
-                "error_bound": float(mean_bounds.max()),
-                "per_seed_ci95": [list(c.ci95) for c in cells],
-            }
-            if metric in setting.vs_baseline:
-                comparisons = [seed.settings[name].vs_baseline[metric] for seed in per_seed]
-                verdicts = [c.verdict for c in comparisons]
-                cell["vs_baseline"] = {
-                    "diff_ci95": list(_ci95(np.mean([c.samples for c in comparisons], axis=0))),
-                    "verdict": _same_sign(verdicts),
-                    "per_seed_verdicts": verdicts,
-                    "per_seed_diff_ci95": [list(c.diff_ci95) for c in comparisons],
-                }
-            settings[name][metric] = cell
+    names = list(range(len(per_seed))) if seeds is None else [int(s) for s in seeds]
+    if len(names) != len(per_seed):
+        raise ConfigError(f"{len(names)} seed names for {len(per_seed)} seeds; name each once")
+    pool = _SeedPool(per_seed, names, seed)
+    settings: dict[str, Any] = {
+        name: {metric: pool.metric_cell(name, metric) for metric in setting.metrics}
+        for name, setting in first.settings.items()
+    }
+    for metric in METRICS:
+        trivial = _better_reference(settings, references, metric)
+        for name, cells in settings.items():
+            if metric not in cells:
+                continue
+            if name != first.baseline:
+                cells[metric]["vs_baseline"] = pool.comparison(name, first.baseline, metric)
+            if trivial is not None and name != trivial:
+                cells[metric]["vs_trivial"] = pool.comparison(name, trivial, metric)
     return {
         "baseline": first.baseline,
+        "trivial_references": list(references),
         "n_seeds": len(per_seed),
         "n_images": first.n_images,
         "n_resamples": first.n_resamples,
         "max_fpr": first.max_fpr,
+        "bootstrap": {"unit": unit, "n_units": n_units, "scheme": SCHEME,
+                      "levels": ["training seeds", f"test {unit}s within each seed"],
+                      "seed": seed},
         "ci95_method": AGGREGATE_CI,
         "std_method": AGGREGATE_STD,
         "verdict_rule": AGGREGATE_VERDICT,
         "settings": settings,
     }
+
+
+def _better_reference(settings: Mapping[str, Any], references: Sequence[str], metric: str
+                      ) -> str | None:
+    """The reference with the highest mean ``metric`` (degenerate ones left out), or None."""
+    means = {r: settings[r][metric]["mean"] for r in references
+             if metric in settings.get(r, {}) and "mean" in settings[r][metric]}
+    return max(means, key=lambda r: means[r]) if means else None
+
+
+class _SeedPool:
+    """Every seed's bootstrap of the same settings, and the two-level resamples over them."""
+
+    def __init__(self, per_seed: Sequence[BootstrapResult], names: Sequence[int], seed: int):
+        self.per_seed = per_seed
+        self.names = list(names)
+        self.seed = seed
+        self.n_resamples = per_seed[0].n_resamples
+        self._draws: dict[tuple[int, ...], np.ndarray] = {}
+
+    def usable(self, *settings: str) -> list[int]:
+        """Positions of the seeds on which none of ``settings`` is degenerate."""
+        return [k for k, r in enumerate(self.per_seed)
+                if not any(name in r.degenerate for name in settings)]
+
+    def two_level(self, values: np.ndarray, used: Sequence[int]) -> np.ndarray:
+        """Per resample, the mean of ``values`` (used seeds x resamples) over seeds drawn with
+        replacement from ``used`` (the same draws for every statistic on these seeds)."""
+        key = tuple(used)
+        if key not in self._draws:
+            rng = np.random.default_rng([self.seed, len(key), *key])
+            self._draws[key] = rng.integers(0, len(key), size=(self.n_resamples, len(key)))
+        draws = self._draws[key]
+        return values[draws, np.arange(self.n_resamples)[:, None]].mean(axis=1)
+
+    def metric_cell(self, name: str, metric: str) -> dict[str, Any]:
+        cells = [r.settings[name].metrics[metric] for r in self.per_seed]
+        used = self.usable(name)
+        dropped = [self.names[k] for k in range(len(cells)) if k not in used]
+        cell: dict[str, Any] = {
+            "per_seed": [cells[k].point if k in used else None for k in range(len(cells))],
+            "degenerate_seeds": dropped,
+            "per_seed_ci95": [list(c.ci95) if k in used else None
+                              for k, c in enumerate(cells)],
+        }
+        if not used:
+            reasons = sorted({r.degenerate[name] for r in self.per_seed})
+            return {**cell, "degenerate": "; ".join(reasons)}
+        points = np.array([cells[k].point for k in used])
+        samples = np.stack([cells[k].samples for k in used])
+        return {
+            "mean": float(points.mean()),
+            "std": float(points.std()),
+            "ci95": list(_ci95(self.two_level(samples, used))),
+            "error_bound": float(max(cells[k].error_bound for k in used)),
+            **cell,
+        }
+
+    def comparison(self, name: str, reference: str, metric: str) -> dict[str, Any]:
+        """Paired two-level comparison of ``name`` with ``reference`` on the usable seeds."""
+        used = self.usable(name, reference)
+        cell: dict[str, Any] = {"reference": reference}
+        per_seed: list[Comparison | None] = [None] * len(self.per_seed)
+        for k in used:
+            a = self.per_seed[k].settings[name].metrics[metric]
+            b = self.per_seed[k].settings[reference].metrics[metric]
+            per_seed[k] = _compare(a.samples - b.samples, float((a.bounds + b.bounds).max()))
+        if not used:
+            verdict: Verdict = "degenerate" if not self.usable(name) else "undecided"
+            return {**cell, "verdict": verdict,
+                    "per_seed_verdicts": ["degenerate"] * len(per_seed)}
+        diffs = np.stack([per_seed[k].samples for k in used])  # type: ignore[union-attr]
+        bound = max(per_seed[k].error_bound for k in used)  # type: ignore[union-attr]
+        overall = _compare(self.two_level(diffs, used), bound)
+        agree = all(per_seed[k].verdict == overall.verdict for k in used)  # type: ignore[union-attr]
+        return {
+            **cell,
+            "diff_ci95": list(overall.diff_ci95),
+            "diff_error_bound": bound,
+            "verdict": overall.verdict if agree else "undecided",
+            "per_seed_verdicts": [c.verdict if c else "degenerate" for c in per_seed],
+            "per_seed_diff_ci95": [list(c.diff_ci95) if c else None for c in per_seed],
+        }
 
 
 class MapCollector:
@@ -671,9 +809,3 @@ def _compare(diff: np.ndarray, error_bound: float) -> Comparison:
     elif hi + error_bound < 0:
         verdict = "worse"
     return Comparison((lo, hi), error_bound, verdict, diff)
-
-
-def _same_sign(verdicts: Sequence[Verdict]) -> Verdict:
-    """``better``/``worse`` only when every seed agrees on it, else ``undecided``."""
-    first = verdicts[0]
-    return first if all(v == first for v in verdicts) else "undecided"

@@ -1,12 +1,18 @@
 """Tables of a localisation run, read from its plain results (the ``results.json`` data).
 
 Every metric cell reads ``mean ± std [lo, hi]``: the mean and population std over training
-seeds of the exact value, and the 95% bootstrap interval of the seed mean over test images
-(one seed: its own interval). Verdicts compare each map with the ``recon-abs`` baseline on the
-same resamples (``better``, ``worse``, ``undecided``). Rows of maps that read the latent
-(attention, attention-x-recon, grad-kl, combi, projection) computed on a model whose latent has
-collapsed carry a warning mark: they are not evidence about those maps. The latent-health table
-names each seed's least-alive encoder layer (``hidden alive``) beside KL and active units.
+seeds of the exact value, and the two-level 95% bootstrap interval of the seed mean (seeds, then
+test units: images, or whole clips of a video set). Each map has two verdicts per metric on the
+same resamples (``better``, ``worse``, ``undecided``): against the ``recon-abs`` baseline and
+against the better trivial reference (``mean-diff`` or ``random``, whichever scores higher on
+that metric). A map is a *win* only when both are ``better`` (:func:`is_win`). A map that is
+degenerate (constant over every image, or the same for every image) on a seed is left out of
+that seed's means and its cell says so; degenerate on every seed, the cell reads
+``degenerate``. Rows of maps that read the latent (attention, attention-x-recon, grad-kl, combi,
+projection) computed on a model whose latent has collapsed carry a warning mark: they are not
+evidence about those maps.
+The latent-health table names each seed's least-alive encoder layer (``hidden alive``)
+beside KL and active units.
 """
 
 from __future__ import annotations
@@ -19,24 +25,75 @@ from vaecam.report.tables import fmt, markdown_table
 
 METRIC_NAMES = {"pixel_auroc": "pixel AUROC", "aupro": "AUPRO (FPR<=0.3)",
                 "best_iou": "best IoU", "image_auroc_max": "image AUROC (max)"}
+METRIC_SHORT = {"pixel_auroc": "pixel AUROC", "aupro": "AUPRO"}
 COLLAPSED_MARK = "⚠ collapsed latent"
 HIDDEN_ALIVE = "hidden alive (least-alive encoder layer)"
+DEGENERATE = "degenerate"
+VERDICT_METRICS = ("pixel_auroc", "aupro")
 
 
 def cell_text(cell: Mapping[str, Any] | None, digits: int = 3) -> str:
-    """``mean ± std [lo, hi]`` (``mean [lo, hi]`` for one seed), or an en dash."""
+    """``mean ± std [lo, hi]`` (``mean [lo, hi]`` for one seed), ``degenerate (why)`` for a map
+    degenerate on every seed, or an en dash; seeds left out as degenerate are named."""
     if not cell:
         return "–"
+    if DEGENERATE in cell:
+        return f"{DEGENERATE} ({cell[DEGENERATE]})"
     text = fmt(cell["mean"], digits)
-    if len(cell.get("per_seed", [])) > 1:
+    if sum(v is not None for v in cell.get("per_seed", [])) > 1:
         text += f" ± {fmt(cell['std'], digits)}"
     lo, hi = cell["ci95"]
-    return f"{text} [{fmt(lo, digits)}, {fmt(hi, digits)}]"
+    text = f"{text} [{fmt(lo, digits)}, {fmt(hi, digits)}]"
+    left_out = cell.get("degenerate_seeds")
+    if left_out:
+        text += f" ({DEGENERATE} on seed {', '.join(map(str, left_out))}, left out)"
+    return text
 
 
-def verdict_text(cell: Mapping[str, Any] | None) -> str:
-    """The verdict against the baseline, or an en dash (the baseline itself)."""
-    return (cell or {}).get("vs_baseline", {}).get("verdict", "–")
+def verdict_text(cell: Mapping[str, Any] | None, against: str = "vs_baseline") -> str:
+    """The verdict against the baseline (``against="vs_trivial"``: against the better trivial
+    reference), or an en dash (the reference itself)."""
+    return (cell or {}).get(against, {}).get("verdict", "–")
+
+
+def trivial_verdict_text(cell: Mapping[str, Any] | None) -> str:
+    """``verdict (vs reference)`` against the better trivial reference, or an en dash."""
+    comparison = (cell or {}).get("vs_trivial")
+    return f"{comparison['verdict']} (vs {comparison['reference']})" if comparison else "–"
+
+
+def is_win(setting: Mapping[str, Any], metrics: Sequence[str] = VERDICT_METRICS) -> bool:
+    """True when, on every one of ``metrics``, both verdicts (against the baseline and the
+    better trivial reference) are ``better``: the only case a table calls a win."""
+    cells = setting["metrics"]
+    return all(verdict_text(cells.get(m)) == "better" == verdict_text(cells.get(m), "vs_trivial")
+               for m in metrics)
+
+
+def verdict_headers() -> list[str]:
+    """The four verdict columns: per verdict metric, against recon-abs and the trivial one."""
+    return [f"{name} {METRIC_SHORT[m]}" for m in VERDICT_METRICS
+            for name in ("vs recon-abs", "vs trivial")]
+
+
+def verdict_cells(metrics: Mapping[str, Any]) -> list[str]:
+    """The cells under :func:`verdict_headers` for one setting's metrics."""
+    return [text for m in VERDICT_METRICS
+            for text in (verdict_text(metrics.get(m)), trivial_verdict_text(metrics.get(m)))]
+
+
+def bootstrap_note(results: Mapping[str, Any]) -> str:
+    """How cells and verdicts were made (one paragraph): the interval, its unit and levels, the
+    two verdicts and what makes a win."""
+    boot = results.get("bootstrap", {})
+    unit = boot.get("unit", "image")
+    units = f"{boot['n_units']} " if boot.get("n_units") else ""
+    references = " or ".join(results.get("trivial_references", ())) or "none"
+    return (f"cells: mean ± std over seeds [95% {boot.get('scheme', 'two-level')} bootstrap "
+            f"interval: seeds, then the {units}test {unit}s, {results['n_resamples']} "
+            f"resamples]; two verdicts, against {results['baseline']} and against the better "
+            f"trivial reference ({references}, per metric): {results['verdict_rule']}. A map is "
+            "a win only when both verdicts are better.")
 
 
 # Map families whose score is built from mu or the KL term (the mu gradients of attention, the KL
@@ -95,31 +152,27 @@ def metric_keys(results: Mapping[str, Any]) -> list[str]:
 
 
 def method_table(results: Mapping[str, Any]) -> str:
-    """Rows: each map family's best setting; columns: every metric with its interval, the
+    """Rows: each map family's best setting; columns: every metric with its interval, the two
     verdicts on pixel AUROC and AUPRO, and milliseconds per image."""
     keys = metric_keys(results)
-    headers = ["map", *(METRIC_NAMES[k] for k in keys), "verdict pixel AUROC",
-               "verdict AUPRO", "ms / image"]
+    headers = ["map", *(METRIC_NAMES[k] for k in keys), *verdict_headers(), "ms / image"]
     rows = []
     for setting in best_per_family(results):
         m = setting["metrics"]
         shown = setting["name"] if setting["family"] == "attention" else setting["label"]
         rows.append([shown + collapsed_mark(setting, results), *(cell_text(m.get(k))
                                                                     for k in keys),
-                     verdict_text(m.get("pixel_auroc")), verdict_text(m.get("aupro")),
-                     f"{setting['ms_per_image']:.1f}"])
+                     *verdict_cells(m), f"{setting['ms_per_image']:.1f}"])
     return markdown_table(headers, rows)
 
 
 def grid_table(results: Mapping[str, Any]) -> str:
-    """Every setting (the whole attention grid included) with every metric and its verdict."""
+    """Every setting (the whole attention grid included) with every metric and its verdicts."""
     keys = metric_keys(results)
-    headers = ["setting", *(f"{METRIC_NAMES[k]}" for k in keys), "verdict pixel AUROC",
-               "verdict AUPRO"]
+    headers = ["setting", *(f"{METRIC_NAMES[k]}" for k in keys), *verdict_headers()]
     rows = [[s["name"] + collapsed_mark(s, results),
-             *(cell_text(s["metrics"].get(k)) for k in keys),
-             verdict_text(s["metrics"].get("pixel_auroc")), verdict_text(s["metrics"].get(
-                 "aupro"))] for s in results["settings"]]
+             *(cell_text(s["metrics"].get(k)) for k in keys), *verdict_cells(s["metrics"])]
+            for s in results["settings"]]
     return markdown_table(headers, rows)
 
 

@@ -90,7 +90,7 @@ def localized(results: Mapping[str, Any]) -> dict[str, Any]:
     out = Path(results["out"])
     files = [out / "results.json", out / "table.md", *map(Path, results["figures"])]
     best = {s["family"]: {"setting": s["name"],
-                          "pixel_auroc": s["metrics"]["pixel_auroc"]["mean"]}
+                          "pixel_auroc": s["metrics"]["pixel_auroc"].get("mean")}
             for s in best_per_family(results)}
     return {"results": str(out / "results.json"), "best": best,
             "collapsed_seeds": results.get("collapsed_seeds", []),
