@@ -145,3 +145,31 @@ def test_seeds_train_distinct_runs_and_localize_aggregates_them(tmp_path):
     cell = results["settings"][0]["metrics"]["pixel_auroc"]
     assert len(cell["per_seed"]) == 2 and cell["per_seed"][0] != cell["per_seed"][1]
     assert cell["mean"] == pytest.approx(sum(cell["per_seed"]) / 2)
+
+
+@pytest.mark.slow
+def test_train_then_localize_each_harder_protocol(tmp_path, capsys):
+    runs = tmp_path / "runs"
+    assert main(["train", "mnist", "--digit", "3", "--preset", "smoke", "--max-steps", "3",
+                 "--accelerator", "cpu", "--out", str(runs), "--no-progress"]) == 0
+    capsys.readouterr()
+    out = tmp_path / "erased"
+    assert main(["localize", "mnist", "--preset", "smoke", "--checkpoint", str(runs),
+                 "--anomaly", "erased", "--n-anomalies", "20", "--maps", "recon-abs,attention",
+                 "--out", str(out), "--no-progress"]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["anomaly"] == "erased" and results["digit"] == 3
+    assert results["n_images"] == 20 + 50 and "protocol 'erased'" in results["note"]
+    assert "MNIST localisation (erased), trained on 3" in (out / "table.md").read_text()
+    by_name = {s["name"]: s["metrics"] for s in results["settings"]}
+    assert 0.0 <= by_name["recon-abs"]["pixel_auroc"]["mean"] <= 1.0
+    assert "| recon-abs |" in capsys.readouterr().out
+    out = tmp_path / "in-digit"
+    assert main(["localize", "mnist", "--preset", "smoke", "--checkpoint", str(runs),
+                 "--anomaly", "in-digit", "--maps", "recon-abs", "--out", str(out),
+                 "--no-progress"]) == 0
+    assert json.loads((out / "results.json").read_text())["anomaly"] == "in-digit"
+    assert main(["localize", "mnist", "--preset", "smoke", "--checkpoint", str(runs),
+                 "--anomaly", "scribble", "--out", str(tmp_path / "bad")]) == 2
+    assert "--anomaly: must be one of pasted, erased, in-digit, not 'scribble'" in \
+        _one_line_error(capsys)

@@ -430,3 +430,26 @@ def test_a_training_that_continued_a_finished_run_does_not_shrink_the_eta(tmp_pa
     assert re.search(r"ETA (59 min|1 h)", eta), eta
     assert work_share({"global_step": 400, "resumed_from_step": 100}) == 0.75
     assert work_share({"outputs": []}) == 1.0
+
+
+def test_mnist_protocols_get_one_localize_stage_and_table_each(tmp_path):
+    out = tmp_path / "protocols"
+    base = ["reproduce", "--preset", "smoke", "--only", "mnist", "--out", out, "--no-progress",
+            "--maps", "recon-abs"]
+    code, stdout, _, _ = run([*base, "--anomaly", "pasted", "erased", "--dry-run"])
+    assert code == 0
+    for digit in (1, 3):
+        assert f"mnist/localize_digit{digit} " in stdout
+        assert (f"$ vaecam localize mnist --preset smoke --digit {digit} --anomaly erased "
+                f"--checkpoint {out}/mnist/digit{digit} ") in stdout
+    assert "to run: 7 of 7 stages" in stdout  # 2 trainings shared by 2 protocols x 2 digits
+    code, stdout, stderr, _ = run([*base, "--anomaly", "erased"])
+    assert code == 0, stderr
+    results = json.loads((out / "results.json").read_text())
+    assert set(results["experiments"]["mnist"]) == {"digit1_erased", "digit3_erased"}
+    assert "--anomaly erased" in results["command"]
+    table = json.loads((out / "mnist/localize_digit3_erased/results.json").read_text())
+    assert table["anomaly"] == "erased" and table["digit"] == 3
+    report = (out / "report.md").read_text()
+    assert "Trained on 3 (erased)" in report and "erased: the end of a stroke erased" in report
+    one_line_error(run([*base, "--anomaly", "scribble"]), "invalid choice: 'scribble'")

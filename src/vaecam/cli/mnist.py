@@ -30,6 +30,12 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
     option(g, "--download", help="download full MNIST into --mnist-root if it is missing")
 
 
+def _add_anomaly_option(parser: argparse.ArgumentParser, use: str = "") -> None:
+    option(parser, "--anomaly", help="localisation protocol: pasted (default; a stroke of "
+           "another digit pasted in), erased (the end of a stroke erased: missing ink) or "
+           f"in-digit (a stroke of the digit's own intensity inside its bounding box){use}")
+
+
 def _data(options: dict[str, Any]):  # -> mnist.MNISTData
     from vaecam.experiments import mnist
 
@@ -133,18 +139,21 @@ def register(verbs: argparse._SubParsersAction, groups: dict[str, Any]) -> None:
         description="Train the authors' one-class MNIST VAE (latent 32, BCE + KL) on one digit.")
     option(train, "--digit", required=True, help="the digit (0-9) to train on")
     option(train, "--latent-dim", help="latent size (default 32)")
+    _add_anomaly_option(train, "; used by --track-localization")
     _add_data_options(train)
     add_preset_options(train)
     add_training_options(train)
     train.set_defaults(handler=_train)
 
     localize = groups["localize"].add_parser(
-        "mnist", help="pixel AUROC, AUPRO, best IoU of every map on digits with pasted strokes",
+        "mnist", help="pixel AUROC, AUPRO, best IoU of every map on digits with known anomalies",
         description="Score every anomaly map of the trained one-class MNIST model(s) on held-out "
-        "digits of the trained class with a stroke of another digit pasted in (the added ink "
-        "is the mask), with the clean held-out digits as normal images.")
+        "digits of the trained class with an anomaly whose pixels are known (--anomaly: a "
+        "pasted stroke of another digit, an erased stroke end, or a stroke drawn inside the "
+        "digit), with the clean held-out digits as normal images.")
     option(localize, "--digit", help="the trained digit (default: read from the checkpoint)")
-    option(localize, "--n-anomalies", help="digits with a pasted stroke (default 200)")
+    option(localize, "--n-anomalies", help="digits with an anomaly (default 200)")
+    _add_anomaly_option(localize)
     add_localize_options(localize)
     _add_data_options(localize)
     localize.set_defaults(handler=_localize)
@@ -172,6 +181,7 @@ def register(verbs: argparse._SubParsersAction, groups: dict[str, Any]) -> None:
     option(demo, "--out", default=Path("outputs/demo"), help="output folder")
     option(demo, "--overwrite", help="replace an earlier demo in --out")
     option(demo, "--n-anomalies", help="images in the localisation check")
+    _add_anomaly_option(demo)
     _add_data_options(demo)
     add_preset_options(demo)
     option(demo, "--max-epochs", help="epochs per model")

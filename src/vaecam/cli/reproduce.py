@@ -21,6 +21,7 @@ from typing import Any
 
 from vaecam.cli.common import option
 from vaecam.configs import PRESETS
+from vaecam.configs.schema import MNIST_ANOMALIES
 
 RESUME_HINT = "run the same command again to continue"
 LOG_NAME = "reproduce.log"
@@ -30,7 +31,8 @@ def _request(args: argparse.Namespace):  # -> Request
     from vaecam.reproduce.plan import Request, parse_configs, parse_only
 
     return Request(preset=args.preset, out=args.out, data=args.data, only=parse_only(args.only),
-                   seeds=args.seeds, maps=args.maps, accelerator=args.accelerator,
+                   seeds=args.seeds, maps=args.maps, anomalies=args.anomalies,
+                   accelerator=args.accelerator,
                    devices=args.devices, configs=parse_configs(args.config),
                    force=list(args.force or ()), progress=not args.no_progress)
 
@@ -48,6 +50,8 @@ def rerun_command(request: Any) -> str:
         words += ["--seeds", *request.seeds]
     if request.maps:
         words += ["--maps", request.maps]
+    if request.anomalies:
+        words += ["--anomaly", *request.anomalies]
     if request.accelerator:
         words += ["--accelerator", request.accelerator]
     if request.devices is not None:
@@ -200,6 +204,11 @@ examples:
            help="training seeds of every experiment (default: each preset's)")
     option(parser, "--maps", help="anomaly maps of every localize stage, as in 'vaecam "
            "localize --maps' (default: the preset's, cheap = all but projection)")
+    parser.add_argument("--anomaly", dest="anomalies", nargs="+", choices=MNIST_ANOMALIES,
+                        metavar="PROTOCOL",
+                        help="MNIST localisation protocols, one table per trained digit each: "
+                        "pasted, erased, in-digit (default: the preset's, pasted); e.g. "
+                        "--anomaly pasted erased")
     option(parser, "--accelerator", help="where to train (default: each preset's)")
     option(parser, "--devices", help="number of training devices, or 'auto'")
     parser.add_argument("--config", metavar="EXPERIMENT=FILE", action="append",

@@ -212,6 +212,7 @@ STRATEGIES = ("auto", "ddp", "ddp_spawn", "ddp_find_unused_parameters_true", "fs
               "single_device")
 METHODS = ("1", "2", "normal-difference")
 MAP_ACTIVATIONS = ("relu", "abs", "sigmoid", "none")
+MNIST_ANOMALIES = ("pasted", "erased", "in-digit")  # see vaecam.experiments.mnist_anomalies
 
 OPTIONS: dict[str, Option] = {
     # training
@@ -263,6 +264,7 @@ OPTIONS: dict[str, Option] = {
     "rotation": Option(real(0, 180)),
     "hflip_p": Option(real(0, 1)),
     "n_anomalies": Option(integer(1)),
+    "anomaly": Option(choice(*MNIST_ANOMALIES)),
     "demo_seeds": Option(integer(0), many=True),
     # attention and localisation
     "method": Option(choice(*METHODS), many=True),

@@ -3,8 +3,9 @@
 Reproduces the MNIST figures of Liu et al. and of the reproduction study (Figure 1: activation
 relu/abs/sigmoid x method 1/2 on digits 7 of a model trained on 1; Figure 2: trained on 1 shown
 9, 2, 4 and trained on 3 shown 8, 5, method 1 + relu) and adds a number for claim 1: pixel AUROC
-of attention maps and of the reconstruction-error baseline on digits with pasted strokes whose
-pixels are known (see :mod:`vaecam.experiments.mnist_anomalies`).
+of attention maps and of the reconstruction-error baseline on digits with anomalies whose
+pixels are known: pasted strokes, erased stroke ends or strokes drawn inside the digit (the
+``anomaly`` option; see :mod:`vaecam.experiments.mnist_anomalies`).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from vaecam.experiments.localization import (  # noqa: E402
     results_json,
     write_outputs,
 )
-from vaecam.experiments.mnist_anomalies import paste_strokes  # noqa: E402
+from vaecam.experiments.mnist_anomalies import DESCRIPTIONS, make_anomalies  # noqa: E402
 from vaecam.experiments.seeds import train_each_seed  # noqa: E402
 from vaecam.experiments.training import loss_switches, tracking_callbacks  # noqa: E402
 from vaecam.metrics.latent import latent_summary  # noqa: E402
@@ -82,11 +83,13 @@ def train_one_class(digit: int, cfg: TrainConfig, data: MNISTData, latent_dim: i
     inputs = [data.root] if data.root else []
     callbacks: list = []
     if options and options.get("track_localization"):
-        test_set = StrokeAnomalies(data.load(), digit, int(options.get("n_anomalies") or 200))
+        protocol = anomaly_protocol(options)
+        test_set = DigitAnomalies(data.load(), digit, int(options.get("n_anomalies") or 200),
+                                  protocol)
         callbacks, cfg = tracking_callbacks(options, cfg, test_set, test_set.labels,
                                             {"latent_dim": latent_dim}, MODEL,
-                                            list(MNIST_LAYERS), f"held-out {digit}s with pasted "
-                                            "strokes")
+                                            list(MNIST_LAYERS), f"held-out {digit}s with "
+                                            f"{DESCRIPTIONS[protocol]}")
     fit(module, split.train_dataset(), cfg, val_set=split.val_dataset(), data=plain(record),
         inputs=inputs, callbacks=callbacks)
     return best_checkpoint(cfg.out_dir)
@@ -136,23 +139,31 @@ def explain_digits(checkpoint: Path, digits: Sequence[int], out: Path, method: s
     return written
 
 
-# The held-out digits and the pasted-stroke test set do not depend on the training seed, so
+# The held-out digits and the anomalous test set do not depend on the training seed, so
 # every seed's model is scored on the same images (and the same bootstrap resamples).
 SPLIT_SEED = 0
 MNIST_LAYERS = {"conv2": "encoder.2", "conv1": "encoder.0"}
 
 
-class StrokeAnomalies(Dataset):
-    """Held-out digits of the trained class: ``n`` with a pasted stroke, plus the clean ones.
+def anomaly_protocol(options: dict[str, Any]) -> str:
+    """The localisation protocol named by ``options`` (``pasted`` when none is)."""
+    return str(options.get("anomaly") or "pasted")
 
-    Items are (image (1, 28, 28), mask (28, 28) bool, "pasted"|"clean", index), the layout
-    :func:`vaecam.experiments.localization.evaluate` reads; ``labels`` marks pasted images.
+
+class DigitAnomalies(Dataset):
+    """Held-out digits of the trained class: ``n`` with an anomaly of ``protocol`` (see
+    :mod:`vaecam.experiments.mnist_anomalies`), plus the clean ones.
+
+    Items are (image (1, 28, 28), mask (28, 28) bool, protocol|"clean", index), the layout
+    :func:`vaecam.experiments.localization.evaluate` reads; ``labels`` marks anomalous images.
     """
 
-    def __init__(self, digits: Digits, digit: int, n: int):
+    def __init__(self, digits: Digits, digit: int, n: int, protocol: str = "pasted"):
         split = one_class_split(digits, digit, seed=SPLIT_SEED)
-        pasted, masks = paste_strokes(split.val, split.others.images, n, seed=SPLIT_SEED)
-        self.images = torch.cat([pasted, split.val])
+        anomalous, masks = make_anomalies(protocol, split.val, split.others.images, n,
+                                          seed=SPLIT_SEED)
+        self.protocol = protocol
+        self.images = torch.cat([anomalous, split.val])
         self.masks = torch.cat([masks, torch.zeros(len(split.val), *masks.shape[1:],
                                                    dtype=torch.bool)])
         self.labels = torch.arange(len(self.images)) < n
@@ -161,16 +172,18 @@ class StrokeAnomalies(Dataset):
         return len(self.images)
 
     def __getitem__(self, index: int) -> tuple[Tensor, Tensor, str, int]:
-        kind = "pasted" if bool(self.labels[index]) else "clean"
+        kind = self.protocol if bool(self.labels[index]) else "clean"
         return self.images[index], self.masks[index], kind, index
 
 
 def localize_mnist(models: dict[int, VAE], digit: int, digits: Digits, options: dict[str, Any]
                    ) -> tuple[Aggregate, LocalizationConfig]:
-    """Every map of every seed's model on the pasted-stroke set of ``digit``."""
+    """Every map of every seed's model on the anomalous set of ``digit`` (protocol
+    ``options["anomaly"]``)."""
     model = next(iter(models.values()))
     cfg = config_from_options(model, options, list(MNIST_LAYERS))
-    test_set = StrokeAnomalies(digits, digit, int(options.get("n_anomalies") or 200))
+    test_set = DigitAnomalies(digits, digit, int(options.get("n_anomalies") or 200),
+                              anomaly_protocol(options))
     train = one_class_split(digits, digit, seed=SPLIT_SEED).train
     stats_sets = {seed: TensorDataset(train) for seed in models}
     return evaluate_seeds(models, test_set, test_set.labels, cfg, options, stats_sets,
@@ -212,20 +225,23 @@ def figure_one_class(panels: Sequence[tuple[int, int, VAE, Tensor]], path: Path,
 
 
 def write_localization(folder: Path, agg: Aggregate, cfg: LocalizationConfig, digit: int,
-                       checkpoints: dict[int, Path]) -> dict[str, Any]:
-    """Tables, figures and results.json of one trained digit's localisation into ``folder``."""
-    record = {"experiment": "mnist-localization", "digit": digit, "out": str(folder),
+                       checkpoints: dict[int, Path], protocol: str = "pasted") -> dict[str, Any]:
+    """Tables, figures and results.json of one trained digit's localisation into ``folder``;
+    the results name the anomaly ``protocol``."""
+    record = {"experiment": "mnist-localization", "digit": digit, "anomaly": protocol,
+              "out": str(folder),
               "checkpoints": {str(s): str(p) for s, p in checkpoints.items()},
-              "note": f"Trained on {digit}; {agg.first.n_anomalous} held-out {digit}s with a "
-                      f"pasted stroke of another digit (the mask is the added ink) and "
+              "note": f"Trained on {digit}; protocol '{protocol}': {agg.first.n_anomalous} "
+                      f"held-out {digit}s with {DESCRIPTIONS[protocol]} and "
                       f"{agg.first.n_images - agg.first.n_anomalous} clean ones."}
     return write_outputs(folder, agg, results_json(agg, cfg, record),
-                         f"MNIST localisation, trained on {digit}")
+                         f"MNIST localisation ({protocol}), trained on {digit}")
 
 
 def localize_runs(options: dict[str, Any], data: MNISTData) -> dict[str, Any]:
     """``vaecam localize mnist``: every seed's model of ``options["checkpoint"]`` scored on the
-    pasted-stroke set of its digit, written into ``options["out"]``; returns the results."""
+    anomalous set (protocol ``options["anomaly"]``) of its digit, written into
+    ``options["out"]``; returns the results."""
     models, metas, checkpoints = load_models(options["checkpoint"], options.get("seeds"), MODEL)
     digit = options.get("digit")
     digit = int(digit if digit is not None else next(iter(metas.values())).get("digit", 1))
@@ -233,7 +249,8 @@ def localize_runs(options: dict[str, Any], data: MNISTData) -> dict[str, Any]:
     with OutputFolder(options["out"], "localize mnist", inputs,
                       overwrite=bool(options.get("overwrite"))) as folder:
         agg, cfg = localize_mnist(models, digit, data.load(), options)
-        return write_localization(folder.path, agg, cfg, digit, checkpoints)
+        return write_localization(folder.path, agg, cfg, digit, checkpoints,
+                                  anomaly_protocol(options))
 
 
 FIGURE1 = "figure1_methods_activations.png"
@@ -287,12 +304,14 @@ def run_demo(out: Path, cfg_for: Any, data: MNISTData, options: dict[str, Any],
         folder = out / f"localization_digit{digit}"
         folder.mkdir(exist_ok=True)
         localization[str(digit)] = write_localization(folder, agg, loc_cfg, digit,
-                                                      checkpoints[digit])
+                                                      checkpoints[digit],
+                                                      anomaly_protocol(options))
     payload = {"figures": {"figure1": str(fig1), "figure2": str(fig2)},
                "checkpoints": {str(d): {str(s): str(p) for s, p in c.items()}
                                for d, c in checkpoints.items()},
                "localization": localization, "data_source": data.source, "seeds": seeds,
                "n_anomalies": int(options.get("n_anomalies") or 200),
+               "anomaly": anomaly_protocol(options),
                "seconds": round(time.time() - start, 1)}
     write_json(out / "results.json", payload)
     report = out / "report.md"
@@ -323,8 +342,8 @@ def demo_report(results: dict[str, Any]) -> str:
         f"![figure 2]({Path(results['figures']['figure2']).name})",
         "",
         "## Localisation check (a number for claim 1)",
-        f"{results['n_anomalies']} held-out digits of the trained class, each with a stroke "
-        "fragment of another digit pasted in (the mask is the added ink), and the clean "
+        f"Protocol '{results['anomaly']}': {results['n_anomalies']} held-out digits of the "
+        f"trained class, each with {DESCRIPTIONS[results['anomaly']]}, and the clean "
         "held-out digits as normal images. Every cell: mean ± std over seeds [95% two-level "
         "bootstrap interval: seeds, then test images]; two verdicts, against recon-abs and "
         "against the better trivial reference (mean-diff or random); a map wins only when both "

@@ -6,7 +6,8 @@ merged option dicts, as the single commands (``vaecam train|localize|score ...``
 into a fixed layout under the output folder ``DIR``, so that runs trained by hand in the same
 layout are found and reused:
 
-* ``DIR/mnist/digit{1,3}/seed{S}/`` (train), ``DIR/mnist/localize_digit{d}/`` (localize),
+* ``DIR/mnist/digit{1,3}/seed{S}/`` (train), ``DIR/mnist/localize_digit{d}/`` (localize; for an
+  anomaly protocol other than ``pasted``: ``localize_digit{d}_<protocol>``),
   ``DIR/mnist/figures/`` (Figures 1 and 2 of the reproduction, from the first seed's models);
 * ``DIR/ucsd/<UCSDpedN>/train/seed{S}/`` and ``DIR/ucsd/<UCSDpedN>/localize/``;
 * ``DIR/mvtec/<category>/train/seed{S}/`` and ``DIR/mvtec/<category>/localize/``;
@@ -30,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from vaecam.configs import estimates, load_preset
+from vaecam.configs.schema import check_value
 from vaecam.errors import ConfigError
 from vaecam.reproduce import steps
 from vaecam.reproduce.discover import Discovery, discover
@@ -49,7 +51,7 @@ LOCALIZE_KEYS = frozenset({
     "method", "activation", "layer", "grad_norm", "normalize", "no_upsample", "resize",
     "mask_rule", "max_images", "eval_batch_size", "device", "overlays", "frames", "clips",
     "maps", "smooth_sigma", "projection_steps", "projection_step_size",
-    "projection_distance_weight", "resamples", "activation_order", "n_anomalies",
+    "projection_distance_weight", "resamples", "activation_order", "n_anomalies", "anomaly",
 })
 # Options read only where a dSprites model is scored.
 SCORE_KEYS = frozenset({"metric_preset", "metric_sizes", "mig_num_train", "recon_samples",
@@ -69,8 +71,9 @@ class Request:
 
     ``only``: experiments to run (None: every one with data); ``seeds``: training seeds of every
     experiment (None: each preset's); ``maps``: ``--maps`` of every localize stage (None: the
-    preset's); ``configs``: experiment -> a ``--config`` YAML file for that experiment's preset;
-    ``force``: stage names, prefixes or kinds to run again.
+    preset's); ``anomalies``: MNIST anomaly protocols, one localize stage per digit each (None:
+    the preset's ``anomaly``); ``configs``: experiment -> a ``--config`` YAML file for that
+    experiment's preset; ``force``: stage names, prefixes or kinds to run again.
     """
 
     preset: str
@@ -79,6 +82,7 @@ class Request:
     only: Sequence[str] | None = None
     seeds: Sequence[int] | None = None
     maps: str | None = None
+    anomalies: Sequence[str] | None = None
     accelerator: str | None = None
     devices: int | str | None = None
     configs: Mapping[str, Path] = field(default_factory=dict)
@@ -113,6 +117,17 @@ def train_dir(out: Path, experiment: str, dataset: str) -> Path:
     if experiment == "dsprites":
         return Path(out) / "dsprites" / dataset
     return Path(out) / experiment / dataset / "train"
+
+
+def mnist_dataset(digit: int, protocol: str) -> str:
+    """The name of one trained digit's localisation under one anomaly protocol."""
+    return f"digit{digit}" if protocol == "pasted" else f"digit{digit}_{protocol}"
+
+
+def mnist_label(dataset: str) -> str:
+    """``digit1`` -> ``1``, ``digit1_erased`` -> ``1 (erased)``: a title for a report."""
+    digit, _, protocol = dataset.removeprefix("digit").partition("_")
+    return f"{digit} ({protocol})" if protocol else digit
 
 
 def localize_dir(out: Path, experiment: str, dataset: str) -> Path:
@@ -205,6 +220,8 @@ def build_plan(request: Request) -> Plan:
         from vaecam.maps import parse_maps
 
         parse_maps(request.maps)
+    for protocol in request.anomalies or ():
+        check_value("anomaly", protocol)
     unused = sorted(set(request.configs) - set(only))
     if unused:
         raise ConfigError(f"--config {unused[0]}=...: that experiment is not run (--only "
@@ -323,9 +340,12 @@ def _train_stage(plan: Plan, experiment: str, dataset: str, seed: int, options: 
 
 def _localize_stage(plan: Plan, experiment: str, dataset: str, options: dict[str, Any],
                     needs: Sequence[str], run: Callable[[dict[str, Any]], dict[str, Any]],
-                    command: list[Any], extra_config: Mapping[str, Any]) -> Stage:
+                    command: list[Any], extra_config: Mapping[str, Any],
+                    trained: str | None = None) -> Stage:
+    """The localize stage of ``dataset``, scoring the runs trained for ``trained`` (default:
+    the same dataset)."""
     out = localize_dir(plan.out, experiment, dataset)
-    checkpoints = train_dir(plan.out, experiment, dataset)
+    checkpoints = train_dir(plan.out, experiment, trained or dataset)
     loc_options = {**options, "checkpoint": checkpoints, "out": out, "overwrite": True}
     return Stage(
         name=out.relative_to(plan.out).as_posix(), kind="localize",
@@ -353,11 +373,17 @@ def _mnist_stages(plan: Plan) -> None:
                   for seed in seeds]
         plan.stages += stages
         trained[digit] = [s.name for s in stages]
-    for digit in MNIST_DIGITS:
-        plan.stages.append(_localize_stage(
-            plan, "mnist", f"digit{digit}", {**options, "digit": digit}, trained[digit],
-            steps.localize_mnist, ["--digit", digit, *data_flags], {"digit": digit}))
-    plan.datasets["mnist"] = [f"digit{d}" for d in MNIST_DIGITS]
+    protocols = list(dict.fromkeys(plan.request.anomalies or [options.get("anomaly", "pasted")]))
+    plan.datasets["mnist"] = []
+    for protocol in protocols:
+        for digit in MNIST_DIGITS:
+            dataset = mnist_dataset(digit, protocol)
+            plan.stages.append(_localize_stage(
+                plan, "mnist", dataset, {**options, "digit": digit, "anomaly": protocol},
+                trained[digit], steps.localize_mnist,
+                ["--digit", digit, "--anomaly", protocol, *data_flags], {"digit": digit},
+                trained=f"digit{digit}"))
+            plan.datasets["mnist"].append(dataset)
     out = figures_dir(plan.out)
     first = {d: train_dir(plan.out, "mnist", f"digit{d}") / f"seed{seeds[0]}"
              for d in MNIST_DIGITS}
