@@ -43,3 +43,10 @@ def test_the_root_folder_is_never_a_base_and_no_data_root_is_fine():
     portable = PortablePaths(out="/tmp/x", data=None, cwd="/", home="/")
     assert portable.text("/etc/hosts /tmp/x/a") == "/etc/hosts $OUT/a"
     assert "$DATA" not in portable.legend() and "$OUT" in portable.legend()
+
+
+def test_folders_beside_out_read_from_out_upwards_when_asked():
+    portable = PortablePaths(out="/tmp/run/mnist/localize_digit1", data=None, cwd="/",
+                             home="/nonexistent", parents=2)
+    assert portable.text("/tmp/run/mnist/digit1/seed0 /tmp/run/x /tmp/other") == (
+        "$OUT/../digit1/seed0 $OUT/../../x /tmp/other")

@@ -676,6 +676,7 @@ def write_outputs(out: Path, agg: Aggregate, results: Mapping[str, Any], title: 
         method_table,
         method_table_note,
     )
+    from vaecam.report.portable import PortablePaths
     from vaecam.report.tables import write_json
 
     figures = write_figures(agg, out, title, results)
@@ -691,7 +692,10 @@ def write_outputs(out: Path, agg: Aggregate, results: Mapping[str, Any], title: 
         *extra_tables,
         "## Every setting\n", grid_table(results),
     ])
-    write_json(out / "results.json", {**results, "figures": [str(p) for p in figures],
-                                      "table_md": text})
+    data = results.get("data")
+    portable = PortablePaths(out, data.get("root") if isinstance(data, Mapping) else None,
+                             parents=2)  # the file names no folder of this machine
+    write_json(out / "results.json", portable({**results, "table_md": text,
+                                               "figures": [str(p) for p in figures]}))
     atomic_write_text(out / "table.md", text)
     return {**results, "figures": [str(p) for p in figures], "table_md": text}

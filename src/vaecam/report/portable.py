@@ -27,9 +27,16 @@ class PortablePaths:
     """Rewrites absolute paths under known folders in strings, lists and dicts."""
 
     def __init__(self, out: Path | str, data: Path | str | None = None,
-                 cwd: Path | str | None = None, home: Path | str | None = None):
+                 cwd: Path | str | None = None, home: Path | str | None = None,
+                 parents: int = 0):
         bases = {OUT: out, DATA: data, "": cwd if cwd is not None else Path.cwd(),
                  "~": home if home is not None else Path.home()}
+        # ``parents`` levels above --out: a sibling folder (the checkpoints beside a localize
+        # folder) reads $OUT/../NAME
+        above = Path(os.path.abspath(os.path.expanduser(str(out))))
+        for level in range(1, parents + 1):
+            above = above.parent
+            bases[OUT + "/.." * level] = above
         named = {(name, spelling) for name, path in bases.items() if path
                  for spelling in _spellings(path)}
         # the longest base first: a data root inside --out reads $DATA, not $OUT/data
