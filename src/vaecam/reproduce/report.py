@@ -448,7 +448,8 @@ def figure4_table(results: Mapping[str, Any], dataset: str, generated: bool) -> 
         reference = UCSD_PED1_PIXEL_AUROC.get(label, {})
         settings = [_setting(results, f"attention {label} m{m} {a}") or {} for m, a in ours]
         cells = [s.get("metrics", {}).get("pixel_auroc") for s in settings]
-        mark = collapsed_mark(settings[0], results) if settings[0] else ""
+        present = next((s for s in settings if s), None)
+        mark = collapsed_mark(present, results) if present else ""
         rows.append([label + mark, *(reference.get(c) for c in ("paper", *_UCSD_REPRO)),
                      *(Cell(cell_text(c), "muted") if collapsed else _styled(c)
                        for c in cells)])
