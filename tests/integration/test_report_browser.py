@@ -238,3 +238,49 @@ def test_laptop_width_fits_and_full_page_screenshots_are_written(laptop, phone, 
         page_height = loaded.page.evaluate("() => document.documentElement.scrollHeight")
         assert shot.stat().st_size > 1000
         assert (width, height) == (viewport["width"], page_height)
+
+
+# --- the committed reports: no page overflow at a laptop's or a phone's width --------------------
+
+REPO = Path(__file__).resolve().parents[2]
+COMMITTED = [REPO / "docs" / "report" / "report.html",
+             REPO / "docs" / "report" / "claim2" / "report.html"]
+
+
+def review_dir() -> Path:
+    """Where screenshots are copied for a person to look at: $VAECAM_SCREENSHOT_DIR, else
+    ``vaecam-report-screenshots`` in the system's temporary folder."""
+    import os
+    import tempfile
+
+    folder = Path(os.environ.get("VAECAM_SCREENSHOT_DIR")
+                  or Path(tempfile.gettempdir()) / "vaecam-report-screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("html", COMMITTED, ids=["report", "claim2"])
+@pytest.mark.parametrize("viewport", [LAPTOP, PHONE], ids=["1280px", "390px"])
+def test_committed_report_never_overflows_the_window_and_is_screenshot(browser, html, viewport,
+                                                                       tmp_path):
+    import shutil
+
+    loaded = _open(browser, html, viewport, mobile=viewport is PHONE)
+    page = loaded.page
+    width = page.evaluate("() => document.documentElement.scrollWidth")
+    sticking_out = page.evaluate("""() => [...document.querySelectorAll('main *')]
+        .filter(e => !e.closest('.table-scroll, pre'))
+        .filter(e => e.getBoundingClientRect().right > window.innerWidth + 1)
+        .map(e => e.tagName + ': ' + (e.innerText || '').slice(0, 60))""")
+    name = f"{html.parent.name}-{viewport['width']}px.png"
+    shot = tmp_path / name
+    page.screenshot(path=str(shot), full_page=True)
+    copy = review_dir() / name
+    shutil.copyfile(shot, copy)
+    print(f"screenshot for review: {copy}")
+    page.context.close()
+    assert loaded.errors == []
+    assert width <= viewport["width"], f"page is {width} px wide: {sticking_out[:5]}"
+    assert sticking_out == []
+    assert _png_size(shot)[0] == viewport["width"]

@@ -110,7 +110,10 @@ def test_results_json_holds_stages_cells_verdicts_and_environment(smoke):
     assert all(v["verdict"] and v["evidence"] for v in results["verdicts"])
     env = results["environment"]
     assert env["torch"] == torch.__version__ and env["vaecam"] and env["device"]
-    assert results["command"].startswith("vaecam reproduce --preset smoke --out /")
+    assert results["command"].startswith("vaecam reproduce --preset smoke --out $OUT")
+    for name in ("results.json", "report.md", "report.html"):  # no folder of this machine
+        text = (smoke["out"] / name).read_text()
+        assert str(smoke["out"]) not in text and str(Path.cwd()) not in text, name
     assert results["failed"] == [] and results["data"]["generated"] is True
 
 

@@ -206,6 +206,8 @@ class UCSDTestClips(Dataset[tuple[Tensor, Tensor, str, int]]):
                 "add TestNNN_gt mask folders or choose other clips"
             )
         self.size = size
+        width, height = image_size(self.frames[0].image)
+        self.display_aspect = width / height  # frames are squashed to size x size for the model
 
     @property
     def labels(self) -> Tensor:

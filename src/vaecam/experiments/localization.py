@@ -235,6 +235,7 @@ class Overlays:
     masks: list[Tensor] = field(default_factory=list)
     titles: list[str] = field(default_factory=list)
     maps: dict[str, list[Tensor]] = field(default_factory=dict)
+    aspect: float | None = None  # width / height to show them at (None: as they are)
 
 
 @dataclass
@@ -624,6 +625,7 @@ def evaluate_seeds(
         loader = DataLoader(Subset(test_set, indices), batch_size=batch_size, shuffle=False)
         evaluations[seed] = evaluate(model, loader, settings, cfg, labels, shown, device,
                                      counts, progress=not options.get("no_progress"))
+        evaluations[seed].overlays.aspect = getattr(test_set, "display_aspect", None)
         model.cpu()
     n_units = len(indices) if unit_ids is None else len(set(unit_ids))
     result = aggregate(evaluations, unit, n_units, cfg.bootstrap_seed)
@@ -678,8 +680,9 @@ def results_json(agg: Aggregate, cfg: LocalizationConfig, record: Mapping[str, A
 
 def write_figures(agg: Aggregate, out: Path, title: str, results: Mapping[str, Any]
                   ) -> list[Path]:
-    """ROC curves (first seed, best setting per map family) and the overlay figure with one
-    column per map family on the same test images."""
+    """ROC curves (first seed, one setting per map family: chosen on training data when tuned,
+    else the best on the test images) and the overlay figure with one column per map family
+    on the same test images, at the images' display aspect ratio."""
     from vaecam.report.localization import best_per_family
     from vaecam.viz.curves import roc_figure
     from vaecam.viz.overlays import methods_grid
@@ -688,13 +691,15 @@ def write_figures(agg: Aggregate, out: Path, title: str, results: Mapping[str, A
     best = [s["name"] for s in best_per_family(results)]
     curves = {name: (*first.curves[name], first.metrics[name]["pixel_auroc"]) for name in best}
     seed = next(iter(agg.seeds))
+    picked = "chosen on training data" if results.get("tuning") else "best on test images"
     paths = [roc_figure(out / "roc.png", curves,
-                        title=f"{title}: pixel ROC, seed {seed}, best per map")]
+                        title=f"{title}: pixel ROC, seed {seed}, one setting per map "
+                              f"({picked})")]
     ov = first.overlays
     if ov.images:
         maps = {name: torch.stack(ov.maps[name]) for name in best}
         paths.append(methods_grid(out / "overlays_methods.png", torch.stack(ov.images),
-                                  torch.stack(ov.masks), maps, ov.titles))
+                                  torch.stack(ov.masks), maps, ov.titles, aspect=ov.aspect))
     return paths
 
 
@@ -711,6 +716,7 @@ def write_outputs(out: Path, agg: Aggregate, results: Mapping[str, Any], title: 
         method_table,
         method_table_note,
     )
+    from vaecam.report.portable import PortablePaths
     from vaecam.report.tables import write_json
 
     figures = write_figures(agg, out, title, results)
@@ -724,7 +730,10 @@ def write_outputs(out: Path, agg: Aggregate, results: Mapping[str, Any], title: 
         *extra_tables,
         "## Every setting\n", grid_table(results),
     ])
-    write_json(out / "results.json", {**results, "figures": [str(p) for p in figures],
-                                      "table_md": text})
+    data = results.get("data")
+    portable = PortablePaths(out, data.get("root") if isinstance(data, Mapping) else None,
+                             parents=2)  # the file names no folder of this machine
+    write_json(out / "results.json", portable({**results, "table_md": text,
+                                               "figures": [str(p) for p in figures]}))
     atomic_write_text(out / "table.md", text)
     return {**results, "figures": [str(p) for p in figures], "table_md": text}

@@ -53,7 +53,13 @@ from vaecam.training.checkpoints import load_model  # noqa: E402
 from vaecam.training.module import VAEModule  # noqa: E402
 from vaecam.training.run_folder import plain  # noqa: E402
 from vaecam.training.trainer import TrainConfig, best_checkpoint, fit  # noqa: E402
-from vaecam.viz.overlays import explanation_grid, save, show_image, show_overlay  # noqa: E402
+from vaecam.viz.overlays import (  # noqa: E402
+    add_scale,
+    explanation_grid,
+    save,
+    show_image,
+    show_overlay,
+)
 
 MODEL = "mnist-vae"
 
@@ -194,7 +200,8 @@ def figure_methods(model: VAE, images: Tensor, path: Path, layer: str) -> Path:
     """Reproduction Figure 1: rows relu/abs/sigmoid, columns method 1 | method 2."""
     acts = ("relu", "abs", "sigmoid")
     n = len(images)
-    fig, axes = plt.subplots(len(acts) + 1, 2 * n, figsize=(1.3 * 2 * n, 1.3 * (len(acts) + 1)))
+    fig, axes = plt.subplots(len(acts) + 1, 2 * n, layout="constrained",
+                             figsize=(1.3 * 2 * n + 1.0, 1.3 * (len(acts) + 1)))
     for m_idx, method in enumerate(("1", "2")):
         for i in range(n):
             show_image(axes[0, m_idx * n + i], images[i],
@@ -202,9 +209,10 @@ def figure_methods(model: VAE, images: Tensor, path: Path, layer: str) -> Path:
         for a_idx, act in enumerate(acts):
             maps = AttentionExplainer(model, layer, activation=act).explain(images, method)
             for i in range(n):
-                show_overlay(axes[a_idx + 1, m_idx * n + i], images[i], maps[i])
+                heat = show_overlay(axes[a_idx + 1, m_idx * n + i], images[i], maps[i])
             axes[a_idx + 1, 0].text(-0.2, 0.5, act, transform=axes[a_idx + 1, 0].transAxes,
                                     rotation=90, va="center", ha="right", fontsize=9)
+    add_scale(fig, axes, heat)
     return save(fig, path)
 
 
@@ -212,15 +220,17 @@ def figure_one_class(panels: Sequence[tuple[int, int, VAE, Tensor]], path: Path,
                      layer: str) -> Path:
     """Reproduction Figure 2: per (trained digit, shown digit) panel, inputs over overlays."""
     cols = sum(len(p[3]) for p in panels)
-    fig, axes = plt.subplots(2, cols, figsize=(1.3 * cols, 2.9), squeeze=False)
+    fig, axes = plt.subplots(2, cols, figsize=(1.3 * cols + 1.0, 2.9), squeeze=False,
+                             layout="constrained")
     col = 0
     for trained, shown, model, images in panels:
         maps = AttentionExplainer(model, layer, activation="relu").method1(images)
         for i in range(len(images)):
             title = f"train {trained}, show {shown}" if i == 0 else None
             show_image(axes[0, col], images[i], title)
-            show_overlay(axes[1, col], images[i], maps[i])
+            heat = show_overlay(axes[1, col], images[i], maps[i])
             col += 1
+    add_scale(fig, axes, heat)
     return save(fig, path)
 
 

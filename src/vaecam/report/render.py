@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import quote
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup, escape
 
 from vaecam.errors import DataError
 from vaecam.outputs import atomic_write_text
@@ -120,7 +121,18 @@ def _environment() -> Environment:
     env.filters["md"] = _markdown_text
     env.filters["md_cell"] = _markdown_cell
     env.filters["md_cell_styled"] = _markdown_styled_cell
+    env.filters["html_cell"] = _html_cell
     return env
+
+
+_INTERVAL = re.compile(r"\[[^\[\]]*\]")
+
+
+def _html_cell(text: str) -> Markup:
+    """A cell's text, escaped, with each ``[lo, hi]`` interval kept on one line: a narrow
+    column then breaks before the interval, never inside it."""
+    return Markup(_INTERVAL.sub(lambda m: f'<span class="interval">{m.group(0)}</span>',
+                                str(escape(text))))
 
 
 def _markdown_text(text: Any) -> str:

@@ -67,12 +67,14 @@ from vaecam.report.localization import (
     dead_layer_seeds,
     hidden_alive_text,
     is_win,
+    method_table_note,
     metric_keys,
     trivial_verdict_text,
     verdict_cells,
     verdict_headers,
     verdict_text,
 )
+from vaecam.report.portable import PortablePaths, portable_document
 from vaecam.report.references import DSPRITES_FACTORVAE_SCORE, MVTEC_PIXEL, UCSD_PED1_PIXEL_AUROC
 from vaecam.report.render import ReportFiles, write_report
 from vaecam.report.tables import fmt
@@ -210,6 +212,26 @@ def _best_attention(results: Mapping[str, Any]) -> Mapping[str, Any] | None:
     return next((s for s in best_per_family(results) if s["family"] == "attention"), None)
 
 
+def constant_map(cell: Mapping[str, Any] | None) -> bool:
+    """A metric cell of a map that is constant on every test image: AUROC exactly 0.5 on every
+    seed and on every bootstrap resample. Such a row is no result and is never called best."""
+    if not cell:
+        return False
+    if "mean" not in cell:  # degenerate on every seed: no value at all
+        return True
+    values = [cell["mean"], *(v for v in cell.get("per_seed", []) if v is not None),
+              *cell["ci95"]]
+    return all(float(v) == 0.5 for v in values)
+
+
+def highest(settings: Sequence[Mapping[str, Any]], metric: str = "pixel_auroc"
+            ) -> Mapping[str, Any] | None:
+    """The setting with the highest mean ``metric``, leaving out constant maps (None if none)."""
+    scored = [s for s in settings if s["metrics"].get(metric)
+              and not constant_map(s["metrics"][metric])]
+    return max(scored, key=lambda s: float(s["metrics"][metric]["mean"]), default=None)
+
+
 def _mean(setting: Mapping[str, Any] | None, metric: str = "pixel_auroc") -> float | None:
     cell = (setting or {}).get("metrics", {}).get(metric)
     return None if cell is None or "mean" not in cell else float(cell["mean"])
@@ -256,18 +278,24 @@ def _localization_blocks(results: Mapping[str, Any], folder: Path, title: str) -
         Paragraph(f"{results.get('note', '')} Seeds {', '.join(map(str, results['seeds']))}; "
                   f"{bootstrap_note(results)}"),
         latent_table(results),
-        method_table(results, f"{title}: best setting of each map (the attention row is the "
-                     "grid's best on these test images, which favours attention)"),
+        method_table(results, f"{title}: one setting per map. {method_table_note(results)}"),
         grid_table(results, f"{title}: every setting"),
     ]
-    blocks += _figures(folder, title)
+    blocks += _figures(folder, title, results)
     return blocks
 
 
-def _figures(folder: Path, title: str) -> list[Figure]:
-    shown = [("overlays_methods.png", f"{title}: test images, masks and the best map of each "
-              "family (first seed)"),
-             ("roc.png", f"{title}: pixel ROC curves, best setting per map (first seed)")]
+def selection_words(results: Mapping[str, Any]) -> str:
+    """How the one setting per map of the method table was picked, in a few words."""
+    if results.get("tuning"):
+        return "the setting of each map chosen on training data"
+    return "the setting of each map with the highest pixel AUROC on these test images"
+
+
+def _figures(folder: Path, title: str, results: Mapping[str, Any]) -> list[Figure]:
+    shown = [("overlays_methods.png", f"{title}: test images (ground-truth mask as a contour) "
+              f"with {selection_words(results)} (first seed)"),
+             ("roc.png", f"{title}: pixel ROC curves of {selection_words(results)} (first seed)")]
     return [Figure(folder / name, caption) for name, caption in shown
             if (folder / name).is_file()]
 
@@ -397,7 +425,9 @@ def beyond_the_paper(localization: Sequence[tuple[str, str, Mapping[str, Any] | 
             continue
         rows_of = best_per_family(results)
         winners = [s for s in rows_of if is_win(s)]
-        best = max(rows_of, key=lambda s: _mean(s) or float("-inf"))
+        best = highest(rows_of)
+        if best is None:
+            continue
         m = best["metrics"]
         shown = "; ".join(f"{s['label']}{collapsed_mark(s, results)} "
                           f"({s['metrics']['pixel_auroc']['mean']:.3f} / "
@@ -455,15 +485,24 @@ def figure4_table(results: Mapping[str, Any], dataset: str, generated: bool) -> 
     switches = results["switches"]
     ours = [(m, a) for m in switches["methods"] for a in switches["activations"]]
     base = _setting(results, BASELINE)
+    collapsed = bool(results.get("collapsed_seeds"))
     rows = [[BASELINE, *(UCSD_PED1_PIXEL_AUROC["baseline"][c] for c in ("paper", *_UCSD_REPRO)),
              *([cell_text((base or {}).get("metrics", {}).get("pixel_auroc"))] * len(ours))]]
     for label in switches["layers"]:
         reference = UCSD_PED1_PIXEL_AUROC.get(label, {})
-        cells = [(_setting(results, f"attention {label} m{m} {a}") or {}).get("metrics", {})
-                 .get("pixel_auroc") for m, a in ours]
-        rows.append([label, *(reference.get(c) for c in ("paper", *_UCSD_REPRO)),
-                     *(_styled(c) for c in cells)])
-    caption = "Pixel AUROC per encoder layer (reproduction's Figure 4); paper and reproduction: "
+        settings = [_setting(results, f"attention {label} m{m} {a}") or {} for m, a in ours]
+        cells = [s.get("metrics", {}).get("pixel_auroc") for s in settings]
+        present = next((s for s in settings if s), None)
+        mark = collapsed_mark(present, results) if present else ""
+        rows.append([label + mark, *(reference.get(c) for c in ("paper", *_UCSD_REPRO)),
+                     *(Cell(cell_text(c), "muted") if collapsed else _styled(c)
+                       for c in cells)])
+    caption = ""
+    if collapsed:
+        caption = (f"The latent collapsed (seed {', '.join(map(str, results['collapsed_seeds']))})"
+                   ": vaecam's attention cells are greyed, their verdicts are no evidence about "
+                   "attention. ")
+    caption += "Pixel AUROC per encoder layer (reproduction's Figure 4); paper and reproduction: "
     if generated:
         caption += "UCSD Ped1, not comparable with this generated data"
     elif "ped1" in dataset.lower():
@@ -645,18 +684,19 @@ def build(plan: Plan, runner: StageRunner, command: str
     if "dsprites" in plan.options:
         sections.append(_dsprites_section(results, dsprites))
     sections.append(_stages_section(results))
-    sections.append(rerun_section(
+    paths = PortablePaths(plan.out, plan.discovery.root)
+    rerun = rerun_section(
         command, version=__version__, commit=env["git_commit"], torch_version=env["torch"],
         device=env["device"],
         stage_configs={s.name: {"command": s.command or "(part of vaecam reproduce)",
                                 "config": plain(s.config)} for s in plan.stages},
-        wall_times={s.name: runner.seconds(s.name) for s in plan.stages}))
+        wall_times={s.name: runner.seconds(s.name) for s in plan.stages})
+    rerun.blocks.insert(1, Paragraph(paths.legend()))
+    sections.append(rerun)
     written = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-    doc = Document(TITLE, intro, sections, metadata={
+    doc = portable_document(Document(TITLE, intro, sections, metadata={
         "vaecam version": __version__, "git commit": env["git_commit"] or "unknown",
-        "preset": plan.request.preset, "data": str(plan.discovery.root or "bundled MNIST, "
-                                                   "procedural dSprites"),
-        "written": written})
+        "preset": plan.request.preset, "data": data_summary(plan), "written": written}), paths)
     data = {
         "title": TITLE, "command": command, "preset": plan.request.preset, "out": str(plan.out),
         "written": written, "environment": env,
@@ -680,7 +720,20 @@ def build(plan: Plan, runner: StageRunner, command: str
     }
     if "dsprites" in plan.options:
         data["experiments"]["dsprites"] = dsprites
-    return doc, plain(data)
+    return doc, paths(plain(data))
+
+
+def data_summary(plan: Plan) -> str:
+    """The datasets of the run, for the header: ``mnist digit1, digit3; ucsd UCSDped2``, with
+    ``(generated)`` for the smoke preset's generated data. Never a path of the machine."""
+    parts = []
+    for exp in plan.options:
+        if exp == "dsprites":
+            official = plan.discovery.dsprites != "procedural"
+            parts.append(f"dsprites {'official .npz' if official else 'procedural'}")
+        else:
+            parts.append(f"{exp} {', '.join(plan.datasets.get(exp, []))}")
+    return "; ".join(parts) + (" (UCSD and MVTec-AD generated)" if plan.generated else "")
 
 
 def _cells(results: Mapping[str, Any] | None, folder: Path) -> dict[str, Any] | None:

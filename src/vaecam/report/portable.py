@@ -1,0 +1,108 @@
+"""Paths in a report, written so that the report says nothing about the machine it ran on.
+
+A report is read on other machines (committed, mailed, opened from a phone): a path such as
+``/home/ann/runs/cpu/mnist`` tells the reader nothing and leaks the machine's layout. Every path
+a report prints is therefore rewritten relative to a named base: ``$OUT`` (the folder given to
+``--out``, which holds the report), ``$DATA`` (the data root given to ``--data``), the working
+directory the command ran in (a plain relative path), or the home folder (``~``). The longest
+matching base wins, so a data root inside the output folder reads ``$DATA/...``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import fields, replace
+from pathlib import Path
+from typing import Any
+
+from vaecam.report.document import Block, Cell, Document, KeyValues, Section, Table
+
+OUT = "$OUT"
+DATA = "$DATA"
+
+
+class PortablePaths:
+    """Rewrites absolute paths under known folders in strings, lists and dicts."""
+
+    def __init__(self, out: Path | str, data: Path | str | None = None,
+                 cwd: Path | str | None = None, home: Path | str | None = None,
+                 parents: int = 0):
+        bases = {OUT: out, DATA: data, "": cwd if cwd is not None else Path.cwd(),
+                 "~": home if home is not None else Path.home()}
+        # ``parents`` levels above --out: a sibling folder (the checkpoints beside a localize
+        # folder) reads $OUT/../NAME
+        above = Path(os.path.abspath(os.path.expanduser(str(out))))
+        for level in range(1, parents + 1):
+            above = above.parent
+            bases[OUT + "/.." * level] = above
+        named = {(name, spelling) for name, path in bases.items() if path
+                 for spelling in _spellings(path)}
+        # the longest base first: a data root inside --out reads $DATA, not $OUT/data
+        self._bases = sorted([(name, path) for name, path in named if path != "/"],
+                             key=lambda item: (-len(item[1]), item[0]))
+        self._pattern = re.compile("|".join(
+            re.escape(path) + _END for _, path in self._bases) or r"(?!x)x")
+
+    def text(self, value: str) -> str:
+        """``value`` with every known absolute path rewritten against its base."""
+        return self._pattern.sub(self._replace, value)
+
+    def __call__(self, value: Any) -> Any:
+        """A copy of ``value`` (str, Path, list, tuple, dict, scalar) with paths rewritten."""
+        if isinstance(value, (str, Path)):
+            return self.text(str(value))
+        if isinstance(value, Mapping):
+            return {self(k) if isinstance(k, str) else k: self(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [self(v) for v in value]
+        return value
+
+    def _replace(self, match: re.Match[str]) -> str:
+        found = match.group(0)
+        name = next(name for name, path in self._bases if path == found)
+        return name or "."
+
+    def legend(self) -> str:
+        """One sentence saying what the placeholders stand for."""
+        names = [name for name, _ in self._bases]
+        parts = [f"{OUT} is the folder that holds this report (--out)"]
+        if DATA in names:
+            parts.append(f"{DATA} the data root (--data)")
+        parts.append("relative paths start at the folder the command ran in")
+        return "Paths: " + "; ".join(parts) + "."
+
+
+# a path ends where a name cannot go on: end of text, a separator, a quote, a space...
+_END = r"(?=$|[/\s\"'=:,;)\]}&<])"
+
+
+def _spellings(path: Path | str) -> set[str]:
+    """The absolute path as given and with its links resolved (``/tmp`` may be a link)."""
+    absolute = os.path.normpath(os.path.abspath(os.path.expanduser(str(path))))
+    return {absolute, os.path.realpath(absolute)}
+
+
+def portable_document(doc: Document, paths: PortablePaths) -> Document:
+    """A copy of ``doc`` whose every text (titles, cells, captions, code, metadata) has its
+    paths rewritten; figure files keep their real paths (the renderers need them)."""
+
+    def block(item: Block) -> Block:
+        if isinstance(item, Table):
+            rows = [[Cell(paths(c.value), c.style) if isinstance(c, Cell) else paths(c)
+                     for c in row] for row in item.rows]
+            return replace(item, headers=paths(list(item.headers)), rows=rows,
+                           caption=paths.text(item.caption))
+        if isinstance(item, KeyValues):
+            return replace(item, items=paths(dict(item.items)), caption=paths.text(item.caption))
+        changed = {f.name: paths.text(getattr(item, f.name)) for f in fields(item)
+                   if isinstance(getattr(item, f.name), str)}
+        return replace(item, **changed)
+
+    def section(part: Section) -> Section:
+        return Section(paths.text(part.title), [block(b) for b in part.blocks],
+                       [section(s) for s in part.subsections], part.anchor)
+
+    return Document(paths.text(doc.title), [block(b) for b in doc.intro],
+                    [section(s) for s in doc.sections], paths(dict(doc.metadata)))

@@ -1,0 +1,93 @@
+"""The README's result tables are generated from the committed reports, by stated rules."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def tables():
+    spec = importlib.util.spec_from_file_location("readme_tables",
+                                                  ROOT / "scripts" / "readme_tables.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["readme_tables"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _cell(mean, verdict="better", per_seed=None, ci=None):
+    per_seed = per_seed if per_seed is not None else [mean, mean]
+    return {"mean": mean, "std": 0.0, "per_seed": per_seed,
+            "ci95": ci or [mean - 0.01, mean + 0.01], "vs_baseline": {"verdict": verdict}}
+
+
+def _cells(**maps):
+    cells = {"recon-abs": {"pixel_auroc": _cell(0.7, None), "aupro": _cell(0.5, None)}}
+    cells.update(maps)
+    return {"cells": cells, "collapsed_seeds": [], "seeds": [0, 1],
+            "switches": {"chosen_on_training_data": {"ssim": {}}}}
+
+
+def test_regenerating_the_readme_changes_nothing(tables):
+    readme = tables.README.read_text()
+    fresh = tables.regenerate(readme, tables.blocks(tables.load(tables.MAIN),
+                                                    tables.load(tables.CLAIM2)))
+    assert fresh == readme, "README.md is out of date: run python scripts/readme_tables.py"
+
+
+def test_the_findings_table_is_within_the_first_60_lines_with_every_column(tables):
+    head = tables.README.read_text().splitlines()[:60]
+    header = next(i for i, line in enumerate(head) if line.startswith("| claim |"))
+    assert {"paper", "seed reproduction", "verdict", "caveat"} <= {
+        c.strip() for c in head[header].split("|")}
+    assert any(line.startswith("| 3. ") for line in head), "every claim within 60 lines"
+
+
+def test_highest_is_the_maximum_of_its_column_and_skips_constant_maps(tables):
+    constant = {"pixel_auroc": _cell(0.5, "better", [0.5, 0.5], [0.5, 0.5]),
+                "aupro": _cell(0.9)}
+    cells = _cells(**{"ssim": {"pixel_auroc": _cell(0.8), "aupro": _cell(0.6)},
+                      "recon-smooth": {"pixel_auroc": _cell(0.85), "aupro": _cell(0.4, "worse")},
+                      "attention conv1 m1 relu": {"pixel_auroc": _cell(0.99),
+                                                  "aupro": _cell(0.9)},
+                      "grad-kl": constant})
+    assert tables.highest_beyond_the_paper(cells) == "recon-smooth"  # not attention, not 0.99
+    del cells["cells"]["recon-smooth"], cells["cells"]["ssim"]
+    assert tables.highest_beyond_the_paper(cells) is None  # a constant map is never "highest"
+
+
+def test_better_on_both_needs_both_verdicts(tables):
+    cells = _cells(**{"ssim": {"pixel_auroc": _cell(0.8), "aupro": _cell(0.6)},
+                      "combi": {"pixel_auroc": _cell(0.8), "aupro": _cell(0.6, "undecided")}})
+    assert tables.better_on_both(cells) == ["ssim"]
+
+
+def test_a_collapsed_latent_is_never_a_verdict_on_attention(tables):
+    cells = _cells()
+    assert tables.claim2_row_verdict(cells, _cell(0.9)) == "reproduced"
+    assert tables.claim2_row_verdict(cells, _cell(0.6, "worse")) == "not reproduced (`worse`)"
+    cells["collapsed_seeds"] = [0]
+    assert tables.claim2_row_verdict(cells, _cell(0.9)) == "no evidence (latent collapsed)"
+
+
+def test_claim_1_reads_the_interval_against_chance(tables):
+    assert tables.claim1_row_verdict(_cell(0.6, "worse", ci=[0.51, 0.7])).startswith(
+        "reproduced: above chance")
+    assert tables.claim1_row_verdict(_cell(0.6, "worse", ci=[0.49, 0.7])).startswith(
+        "not reproduced")
+
+
+def test_a_block_without_a_generator_or_a_generator_without_a_block_is_an_error(tables):
+    block = "<!-- BEGIN generated: {0} -->\nold\n<!-- END generated: {0} -->\n"
+    assert tables.regenerate("a\n" + block.format("x"), {"x": "new"}) == (
+        "a\n" + block.format("x").replace("old", "new"))
+    with pytest.raises(KeyError):
+        tables.regenerate(block.format("y"), {"x": "new"})
+    with pytest.raises(KeyError):
+        tables.regenerate(block.format("x"), {"x": "new", "z": "more"})
