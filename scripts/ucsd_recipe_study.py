@@ -83,9 +83,9 @@ def run(recipe: str, seed: int, train: torch.Tensor, heldout: torch.Tensor, step
     return rows
 
 
-def plot(rows: list[dict], path: Path) -> None:
-    """Held-out KL, active units and hidden alive fraction along training, one line per run."""
-    panels = [("heldout_kl", "KL per held-out frame (nats)"), ("active_units", "active units"),
+def plot(rows: list[dict], path: Path, images: str = "held-out frame") -> None:
+    """KL, active units and least-alive layer along training, one line per run."""
+    panels = [("heldout_kl", f"KL per {images} (nats)"), ("active_units", "active units"),
               ("hidden_alive", "least-alive encoder layer (fraction)")]
     fig = Figure(figsize=(12, 3.6), layout="constrained")
     axes = fig.subplots(1, len(panels))
@@ -100,6 +100,8 @@ def plot(rows: list[dict], path: Path) -> None:
                     label=f"{recipe} (seed {seed})")
         ax.set_xlabel("training step")
         ax.set_title(label, fontsize=9)
+        if key == "heldout_kl":  # a BatchNorm model in eval mode can spike by orders of magnitude
+            ax.set_yscale("symlog", linthresh=1)
     axes[-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
     fig.savefig(path, dpi=120)
 
@@ -118,9 +120,25 @@ def summary(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def run_rows(runs: list[Path]) -> list[dict]:
+    """Per-epoch health rows of trained run folders (``OUT/seed<S>``), read from their CSV logs:
+    the same panels for ``vaecam train`` runs (KL and alive fractions on training frames)."""
+    rows = []
+    for run in runs:
+        for log in sorted(run.glob("logs/csv/*/metrics.csv")):
+            for r in csv.DictReader(open(log)):
+                if r.get("latent/kl"):
+                    rows.append({"recipe": run.parent.name, "seed": run.name,
+                                 "step": int(r["step"]),
+                                 "heldout_kl": float(r["latent/kl"]),
+                                 "active_units": float(r["latent/active_units"]),
+                                 "hidden_alive": float(r["encoder/hidden_alive"])})
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data", type=Path, required=True, help="UCSDped1 or UCSDped2 folder")
+    parser.add_argument("--data", type=Path, help="UCSDped1 or UCSDped2 folder")
     parser.add_argument("--out", type=Path, required=True, help="folder for study.csv and figure")
     parser.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=list(RECIPES))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
@@ -130,7 +148,16 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--held-out", nargs="+", default=["Train015", "Train016"])
+    parser.add_argument("--runs", nargs="+", type=Path,
+                        help="plot the health logs of these trained run folders instead")
     args = parser.parse_args()
+    if args.runs:
+        args.out.mkdir(parents=True, exist_ok=True)
+        plot(run_rows(args.runs), args.out / "runs.png", "training frame (probe)")
+        print(f"figure: {args.out / 'runs.png'}")
+        return
+    if args.data is None:
+        parser.error("--data is required for a study (or give --runs)")
     torch.set_num_threads(1)
     train, heldout = split_frames(args.data, args.size, args.held_out)
     args.out.mkdir(parents=True, exist_ok=True)
