@@ -9,6 +9,7 @@ from vaecam.cli.common import (
     add_localize_options,
     add_preset_options,
     add_training_options,
+    check_training_cost,
     localize_options,
     merged,
     option,
@@ -23,6 +24,7 @@ from vaecam.errors import ConfigError
 def _train_seeds(options: dict[str, Any], experiment: str, train_one, inputs) -> dict:
     from vaecam.experiments.seeds import train_each_seed
 
+    check_training_cost(options, experiment)
     cfg = train_config(options, experiment)
     last = train_each_seed(lambda run_cfg: train_one(options, run_cfg), cfg, options["seeds"],
                            inputs)

@@ -59,7 +59,7 @@ def _load_imagenet(encoder: nn.Module) -> bool:
     except (OSError, RuntimeError, KeyError, AttributeError) as exc:
         logger.warning(
             "cannot use %s (%s); the encoder starts from random weights",
-            path, " ".join(str(exc).split())[:160],
+            path, " ".join(str(exc).split()),
         )
         return False
     return True
