@@ -85,10 +85,38 @@ class _OneLine(logging.Formatter):
         return text
 
 
+class _Terminal(logging.StreamHandler):
+    """Writes each record to the ``sys.stderr`` of the moment, one line."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setFormatter(_OneLine("%(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
+def _not_vaecam(record: logging.LogRecord) -> bool:
+    return not record.name.startswith("vaecam")
+
+
 def _setup_logging() -> None:
-    handler = logging.StreamHandler()
-    handler.setFormatter(_OneLine("%(message)s"))
-    logging.basicConfig(level=os.environ.get("VAECAM_LOG", "WARNING"), handlers=[handler])
+    """vaecam's own log records (and other libraries' warnings) as one line each on stderr.
+
+    vaecam's loggers get their own handler, installed once, so their records also reach any
+    handler already on the root logger (a test's log capture) without being shown twice.
+    """
+    level = os.environ.get("VAECAM_LOG", "WARNING")
+    logging.basicConfig(level=level, handlers=[_Terminal()])
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, _Terminal):
+            handler.addFilter(_not_vaecam)
+    ours = logging.getLogger("vaecam")
+    if not any(isinstance(handler, _Terminal) for handler in ours.handlers):
+        handler = _Terminal()
+        handler.setLevel(level)
+        ours.addHandler(handler)
 
 
 _ALLOCATION = re.compile(r"tried to allocate (\d+) bytes|Tried to allocate ([\d.]+ [KMGTP]iB)")

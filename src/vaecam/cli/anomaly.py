@@ -46,13 +46,7 @@ def _train_ucsd(args: argparse.Namespace) -> int:
 def _train_mvtec(args: argparse.Namespace) -> int:
     from vaecam.experiments.mvtec import train_mvtec
 
-    options = merged(args, "mvtec")
-    if options.get("pretrained"):
-        from vaecam.models.mvtec import imagenet_weights_file
-
-        if not imagenet_weights_file().is_file():
-            warn(f"--pretrained: no ImageNet weights in {imagenet_weights_file()} (vaecam never "
-                 "downloads them); the encoder starts from random weights")
+    options = merged(args, "mvtec")  # --pretrained without cached weights: the model warns
     _train_seeds(options, "mvtec", train_mvtec, [options["data"]])
     print(f"trained the ResNet18-VAE on {options['data']}/{options['category']}")
     return 0
