@@ -15,7 +15,6 @@ from vaecam.cli.common import (
     option,
     print_localization,
     train_config,
-    warn,
 )
 from vaecam.configs.schema import OPTIONS
 from vaecam.errors import ConfigError
