@@ -1,11 +1,12 @@
 """Run the fault matrix end to end: every case of tests/reliability/faults.py, each command of it
 a separate ``vaecam`` process, on data generated in a temporary folder.
 
-Usage: python scripts/fault_matrix.py [CASE ...] [--keep]
+Usage: python scripts/fault_matrix.py [CASE ...] [--jobs N] [--keep]
 
-Prints one line per case (PASS or FAIL, what it checks, seconds, and why a case failed), then
-``N passed, N failed`` as the last line; exits with 1 when a case failed. ``--keep`` leaves the
-temporary folder in place and names it.
+Prints one line per case as it ends (PASS or FAIL, what it checks, seconds, and why a case
+failed), then ``N passed, N failed`` as the last line; exits with 1 when a case failed. Cases
+run ``--jobs`` at a time (each in its own folders); ``--keep`` leaves the temporary folder in
+place and names it.
 """
 
 from __future__ import annotations
@@ -18,13 +19,14 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 CASES_DIR = REPO / "tests" / "reliability"
 sys.path.insert(0, str(CASES_DIR))
 
-from faults import CASES, Result, prepare  # noqa: E402
+from faults import CASES, Result, Workspace, prepare  # noqa: E402
 
 # The child process: enter the case's fault (a real SIGKILL for "killed"), then run vaecam.
 CHILD = """
@@ -50,10 +52,26 @@ def run_process(argv: Sequence[str], fault_name: str | None) -> Result:
                   done.stderr.decode(errors="replace"))
 
 
+def run_case(ws: Workspace, name: str) -> bool:
+    """Run case ``name``, print its line, and say whether it passed."""
+    case = CASES[name]
+    what = case.__name__.split("_", 1)[1].replace("_", " ")
+    t0 = time.perf_counter()
+    try:
+        case(ws)
+        verdict = "PASS"
+    except Exception as exc:  # noqa: BLE001 - every case is reported, the others go on
+        verdict = f"FAIL ({' '.join(str(exc).split())[:300] or type(exc).__name__})"
+    print(f"{verdict.split()[0]} {name}: {what} ({time.perf_counter() - t0:.0f} s)"
+          f"{verdict[4:]}", flush=True)
+    return verdict == "PASS"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("cases", nargs="*", metavar="CASE",
                         help=f"cases to run (default all): {', '.join(CASES)}")
+    parser.add_argument("--jobs", type=int, default=4, help="cases run at a time (default 4)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     args = parser.parse_args()
     unknown = [name for name in args.cases if name not in CASES]
@@ -64,19 +82,9 @@ def main() -> int:
     started = time.perf_counter()
     ws = prepare(root, run_process)
     print(f"generated data and a smoke run in {time.perf_counter() - started:.0f} s", flush=True)
-    failed = 0
-    for name in names:
-        case = CASES[name]
-        what = case.__name__.split("_", 1)[1].replace("_", " ")
-        t0 = time.perf_counter()
-        try:
-            case(ws)
-            verdict = "PASS"
-        except Exception as exc:  # noqa: BLE001 - every case is reported, the others go on
-            verdict = f"FAIL ({' '.join(str(exc).split())[:300] or type(exc).__name__})"
-            failed += 1
-        print(f"{verdict.split()[0]} {name}: {what} ({time.perf_counter() - t0:.0f} s)"
-              f"{verdict[4:]}", flush=True)
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        verdicts = [pool.submit(run_case, ws, name) for name in names]
+        failed = sum(not future.result() for future in as_completed(verdicts))
     if args.keep:
         print(f"kept {root}")
     else:

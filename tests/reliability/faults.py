@@ -70,9 +70,13 @@ class Workspace:
         return self.root / "data"
 
     def run(self, *args: object, fault: str | None = None) -> Result:
+        """Run ``vaecam ARGS``; no lock file may be left in the folders it was given (a
+        killed command's stays: only the operating system's lock is released)."""
         result = self.runner([str(a) for a in args], fault)
-        locks = [str(p) for p in self.root.rglob(LOCK)] if fault != "killed" else []
-        assert not locks, f"lock files left behind: {locks}"
+        if fault != "killed":
+            folders = [Path(a) for a in args if isinstance(a, Path) and Path(a).is_dir()]
+            locks = [str(p) for folder in folders for p in folder.rglob(LOCK)]
+            assert not locks, f"lock files left behind: {locks}"
         return result
 
     def train(self, out: Path, *extra: object, fault: str | None = None) -> Result:
