@@ -15,6 +15,8 @@ from faults import CASES, Killed, Result, Workspace, fault, prepare
 
 from vaecam.cli import main
 
+pytestmark = pytest.mark.slow  # a few seconds a case, after one smoke training
+
 
 def run_in_process(argv: Sequence[str], fault_name: str | None) -> Result:
     """``vaecam ARGV`` in this process, with what it prints on stdout and stderr."""
