@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import signal
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,14 +61,31 @@ class Killed(BaseException):
 
 @dataclass
 class Workspace:
-    """A temporary folder with generated MVTec-like data and a finished two-step smoke run."""
+    """A temporary folder with generated MVTec-like data and a finished two-step smoke run,
+    each made when a case first needs it."""
 
     root: Path
     runner: Runner
 
+    def __post_init__(self) -> None:
+        self._making = threading.Lock()
+
     @property
     def data(self) -> Path:
+        with self._making:
+            if not (self.root / "data").is_dir():
+                self.run("data", "synth", "mvtec", self.root / "data", "--n-train", "8").ok()
         return self.root / "data"
+
+    @property
+    def trained_run(self) -> Path:
+        data = self.data
+        with self._making:
+            if not (self.root / "run").is_dir():
+                self.run("train", "mvtec", "--preset", "smoke", "--data", data, "--category",
+                         "synthetic", "--out", self.root / "run", "--max-steps", "2",
+                         "--no-progress").ok()
+        return self.root / "run"
 
     def run(self, *args: object, fault: str | None = None) -> Result:
         """Run ``vaecam ARGS``; no lock file may be left in the folders it was given (a
@@ -95,16 +113,8 @@ class Workspace:
     def copy_run(self, name: str) -> Path:
         """A copy of the finished run, for a case to damage."""
         copy = self.root / name
-        shutil.copytree(self.root / "run", copy, symlinks=True)
+        shutil.copytree(self.trained_run, copy, symlinks=True)
         return copy
-
-
-def prepare(root: Path, runner: Runner) -> Workspace:
-    """Generate the data and train the shared run once."""
-    ws = Workspace(Path(root), runner)
-    ws.run("data", "synth", "mvtec", ws.data, "--n-train", "8").ok()
-    ws.train(ws.root / "run").ok()
-    return ws
 
 
 def tree(folder: Path) -> dict[str, bytes]:
@@ -210,7 +220,7 @@ def d4_red_masks_mark_the_defect(ws: Workspace) -> None:
         rgb = np.zeros((*grey.shape, 3), np.uint8)
         rgb[..., 0] = grey  # the defect in pure red (255, 0, 0): luminance 76
         Image.fromarray(rgb, "RGB").save(path)
-    run = ws.root / "run"
+    run = ws.trained_run
     ws.localize(ws.root / "d4_grey", run).ok()
     ws.localize(ws.root / "d4_red", run, data=red).ok()
     scores = [json.loads((ws.root / name / "results.json").read_text())
@@ -239,14 +249,14 @@ def _pixel_aurocs(results: dict) -> list:
 def d5_localize_into_the_data_root_is_refused(ws: Workspace) -> None:
     before = tree(ws.data)
     for out in (ws.data / "results", ws.data / "synthetic" / "results"):
-        line = ws.localize(out, ws.root / "run").error_line()
+        line = ws.localize(out, ws.trained_run).error_line()
         assert "inside the input" in line, line
     assert tree(ws.data) == before
 
 
 def d6_full_disk_during_localize_is_one_line(ws: Workspace) -> None:
     out = ws.root / "d6"
-    line = ws.localize(out, ws.root / "run", fault="disk-full").error_line()
+    line = ws.localize(out, ws.trained_run, fault="disk-full").error_line()
     assert "No space left on device" in line and "free disk space" in line, line
     if out.exists():  # what was written before the disk filled up stays listed as vaecam's
         assert json.loads((out / MARKER).read_text())["state"] == "closed"

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import pytest
 import torch
-from faults import CASES, Killed, Result, Workspace, fault, prepare
+from faults import CASES, Killed, Result, Workspace, fault
 
 from vaecam.cli import main
 
@@ -34,7 +34,7 @@ def run_in_process(argv: Sequence[str], fault_name: str | None) -> Result:
 def workspace(tmp_path_factory) -> Workspace:
     before = torch.get_num_threads()
     torch.set_num_threads(1)
-    yield prepare(tmp_path_factory.mktemp("faults"), run_in_process)
+    yield Workspace(tmp_path_factory.mktemp("faults"), run_in_process)
     torch.set_num_threads(before)
 
 
