@@ -169,7 +169,7 @@ def test_full_disk_keeps_the_last_good_checkpoint_and_names_the_file(tmp_path, c
     assert read_checkpoint(last)["global_step"] == 1  # the last good one, readable
     assert not list(last.parent.glob(".*.tmp"))
     monkeypatch.setattr(checkpoints.torch, "save", real_save)
-    stale = last.parent / ".last.ckpt.abc123.tmp"
+    stale = last.parent / ".last.ckpt.abc12345.tmp"
     stale.write_bytes(b"left by a killed process")
     assert _train(out, "--max-steps", "3", "--max-epochs", "-1", "--resume") == 0
     assert not stale.exists() and read_checkpoint(last)["global_step"] == 3

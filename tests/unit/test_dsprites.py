@@ -228,6 +228,12 @@ def test_download_checks_digest_and_removes_bad_files(tmp_path, monkeypatch):
 
     path = ds.download_dsprites(tmp_path, sha256=hashlib.sha256(payload).hexdigest())
     assert path == tmp_path / ds.DSPRITES_FILENAME and path.read_bytes() == payload
+    mine = tmp_path / "mine"  # a file the user put there is checked, and kept when it fails
+    mine.mkdir()
+    (mine / ds.DSPRITES_FILENAME).write_bytes(b"the user's own copy")
+    with pytest.raises(DataError):
+        ds.download_dsprites(mine)
+    assert (mine / ds.DSPRITES_FILENAME).read_bytes() == b"the user's own copy"
 
 
 def test_download_failure_is_a_data_error(tmp_path, monkeypatch):

@@ -34,12 +34,21 @@ def test_16bit_masks_threshold_at_half_range(tmp_path):
                                   [[False, False, False, True, True]])
 
 
-def test_colour_masks_use_luminance(tmp_path):
-    rgb = np.zeros((1, 3, 3), dtype=np.uint8)
+def test_colour_masks_are_anomalous_where_any_channel_reaches_half_range(tmp_path):
+    rgb = np.zeros((1, 6, 3), dtype=np.uint8)
     rgb[0, 1] = (255, 255, 255)
     rgb[0, 2] = (40, 40, 40)  # dark grey: below half range, not an anomaly
+    rgb[0, 3] = (255, 0, 0)  # pure red: luminance 76, yet an anomaly
+    rgb[0, 4] = (0, 0, 200)
+    rgb[0, 5] = (100, 100, 0)
+    expected = [[False, True, False, True, True, False]]
     Image.fromarray(rgb, "RGB").save(tmp_path / "c.png")
-    np.testing.assert_array_equal(read_mask(tmp_path / "c.png"), [[False, True, False]])
+    np.testing.assert_array_equal(read_mask(tmp_path / "c.png"), expected)
+    rgba = np.dstack([rgb, np.full((1, 6), 255, np.uint8)])
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "c4.png")
+    np.testing.assert_array_equal(read_mask(tmp_path / "c4.png"), expected)
+    Image.fromarray(rgb, "RGB").quantize(8).save(tmp_path / "p.png")  # a palette image
+    np.testing.assert_array_equal(read_mask(tmp_path / "p.png"), expected)
 
 
 def test_jpeg_masks_are_refused_by_name_and_by_content(tmp_path):

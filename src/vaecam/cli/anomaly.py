@@ -9,12 +9,12 @@ from vaecam.cli.common import (
     add_localize_options,
     add_preset_options,
     add_training_options,
+    check_training_cost,
     localize_options,
     merged,
     option,
     print_localization,
     train_config,
-    warn,
     warn_unhealthy,
 )
 from vaecam.configs.schema import OPTIONS
@@ -24,6 +24,7 @@ from vaecam.errors import ConfigError
 def _train_seeds(options: dict[str, Any], experiment: str, train_one, inputs) -> dict:
     from vaecam.experiments.seeds import train_each_seed
 
+    check_training_cost(options, experiment)
     cfg = train_config(options, experiment)
     last = train_each_seed(lambda run_cfg: train_one(options, run_cfg), cfg, options["seeds"],
                            inputs)
@@ -47,13 +48,7 @@ def _train_ucsd(args: argparse.Namespace) -> int:
 def _train_mvtec(args: argparse.Namespace) -> int:
     from vaecam.experiments.mvtec import train_mvtec
 
-    options = merged(args, "mvtec")
-    if options.get("pretrained"):
-        from vaecam.models.mvtec import imagenet_weights_file
-
-        if not imagenet_weights_file().is_file():
-            warn(f"--pretrained: no ImageNet weights in {imagenet_weights_file()} (vaecam never "
-                 "downloads them); the encoder starts from random weights")
+    options = merged(args, "mvtec")  # --pretrained without cached weights: the model warns
     _train_seeds(options, "mvtec", train_mvtec, [options["data"]])
     print(f"trained the ResNet18-VAE on {options['data']}/{options['category']}")
     return 0

@@ -36,7 +36,7 @@ def option(parser: argparse.ArgumentParser | argparse._ArgumentGroup, *flags: st
 
 def warn(message: str) -> None:
     """One ``vaecam: warning: ...`` line on stderr (an option that does nothing, a fallback)."""
-    print(f"vaecam: warning: {message}", file=sys.stderr)
+    print(f"vaecam: warning: {' '.join(message.split())}", file=sys.stderr)
 
 
 def warn_unhealthy(out: Path, seeds: Iterable[int]) -> None:
@@ -72,6 +72,8 @@ def add_training_options(parser: argparse.ArgumentParser, seeds: bool = True) ->
         option(g, "--seeds", metavar="SEED",
                help="train one model per seed, each in OUT/seed<S> (preset: smoke 1, cpu 3, "
                "paper 5 seeds)")
+        option(g, "--num-seeds", metavar="N",
+               help="train N models, seeds 0 to N-1 (instead of --seeds)")
     option(g, "--accelerator", help="where to train (default auto: a GPU if visible)")
     option(g, "--devices", help="number of devices, or 'auto' (default 1)")
     option(g, "--strategy", help="Lightning strategy; ddp for several GPUs or nodes")
@@ -106,6 +108,8 @@ def add_training_options(parser: argparse.ArgumentParser, seeds: bool = True) ->
     option(g, "--overwrite", help="replace earlier results of this command in --out (only "
            "files vaecam wrote there)")
     option(g, "--no-progress", help="hide progress bars")
+    option(g, "--yes", help="start even when the estimated training time is far beyond the "
+           "preset's (over a few hours)")
 
 
 def add_attention_options(parser: argparse.ArgumentParser, multi: bool = False) -> None:
@@ -190,7 +194,7 @@ def print_localization(results: dict[str, Any]) -> int:
     print(method_table(results))
     warning = collapse_warning(results)
     if warning:
-        warn(warning)
+        warn(warning.removeprefix("WARNING: "))
     out = Path(results["out"])
     print(f"results: {out / 'results.json'}")
     print(f"tables: {out / 'table.md'}")
@@ -210,9 +214,15 @@ def merged(args: argparse.Namespace, experiment: str) -> dict[str, Any]:
               f"{'|'.join(PRESETS)}", file=sys.stderr)
     options = dict(preset.options)
     options["preset"] = name
-    for key, value in vars(args).items():
-        if value is not None and key not in ("handler", "verb", "target", "preset", "config",
-                                             "default_preset", "resume_hint"):
+    given = {key: value for key, value in vars(args).items() if value is not None}
+    if "num_seeds" in given:
+        if "seeds" in given:
+            raise ConfigError("give either --seeds (seed numbers) or --num-seeds (how many, "
+                              "seeds 0..N-1), not both")
+        given["seeds"] = list(range(given.pop("num_seeds")))
+    for key, value in given.items():
+        if key not in ("handler", "verb", "target", "preset", "config", "default_preset",
+                       "resume_hint"):
             options[key] = value
     return options
 
@@ -224,6 +234,32 @@ def localize_options(args: argparse.Namespace, experiment: str) -> dict[str, Any
     options = merged(args, experiment)
     options["seeds"] = args.seeds
     return options
+
+
+# Training estimated beyond both of these needs --yes: a few hours, and twice the preset's own.
+LONG_TRAINING_S = 3 * 3600
+SHOWN_ESTIMATE_S = 600
+
+
+def check_training_cost(options: dict[str, Any], experiment: str) -> None:
+    """Print the estimated training time before long work (over ten minutes); refuse, unless
+    ``--yes``, training estimated over a few hours and far beyond the preset's own cost."""
+    from vaecam.configs import training_estimate
+    from vaecam.report.document import format_duration
+
+    estimate = training_estimate(experiment, options)
+    if estimate.seconds < SHOWN_ESTIMATE_S:
+        return
+    preset = options["preset"]
+    what = (f"about {format_duration(estimate.seconds)} ({estimate.seeds} seed(s) x "
+            f"{format_duration(estimate.per_seed)}, from the '{preset}' preset's measured cost "
+            f"on the machine it is made for)")
+    if estimate.seconds > max(LONG_TRAINING_S, 2 * estimate.preset_seconds) and \
+            not options.get("yes"):
+        raise ConfigError(f"this training would take {what}, far beyond the preset's "
+                          f"{format_duration(estimate.preset_seconds)}; pass --yes to start it "
+                          "anyway, or train fewer seeds or epochs")
+    print(f"vaecam: estimated training time {what}", file=sys.stderr)
 
 
 def check_accelerator(accelerator: str) -> None:

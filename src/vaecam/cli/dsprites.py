@@ -9,6 +9,7 @@ from typing import Any
 from vaecam.cli.common import (
     add_preset_options,
     add_training_options,
+    check_training_cost,
     merged,
     option,
     train_config,
@@ -77,6 +78,7 @@ def _train(args: argparse.Namespace) -> int:
         raise ConfigError("--track-localization scores anomaly maps: it applies to 'vaecam train "
                           "mnist|ucsd|mvtec', not to dSprites")
     config = dsprites.DSpritesConfig.from_options(options)
+    check_training_cost(options, EXPERIMENT)
     inputs = [] if config.dsprites == "procedural" else [Path(config.dsprites)]
     print(dsprites.cost_line(options["preset"], [config.model], [config.gamma],
                              check_seeds(options["seeds"]), scored=False), flush=True)

@@ -11,6 +11,7 @@ from vaecam.cli.common import (
     add_localize_options,
     add_preset_options,
     add_training_options,
+    check_training_cost,
     localize_options,
     merged,
     option,
@@ -48,6 +49,7 @@ def _train(args: argparse.Namespace) -> int:
     from vaecam.experiments.seeds import train_each_seed
 
     options = merged(args, "mnist")
+    check_training_cost(options, "mnist")
     cfg = train_config(options, "mnist")
     data = _data(options)
     inputs = [data.root] if data.root else []

@@ -6,6 +6,9 @@ Each file has an ``about`` mapping (preset -> what it costs, printed when a comm
 :mod:`vaecam.configs.schema` like command-line options. The keys of the packaged presets are the
 experiment's valid keys. A user's ``--config FILE`` has the same shape; each of its presets fills
 in from the packaged preset of the same name, so a partial file changes only what it names.
+
+Seeds are a list (``seeds: [0, 1, 2]``) or a count (``num_seeds: 3``, the seeds 0 to 2); a bare
+number under ``seeds`` is refused because it reads as either.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from vaecam.configs.schema import validate_options
+from vaecam.configs.schema import check_value, validate_options
 from vaecam.errors import ConfigError
 
 PRESETS = ("smoke", "cpu", "paper")
@@ -32,14 +35,15 @@ class Preset:
     about: str
 
 
-def _read(text: str, where: str) -> dict[str, Any]:
+def _read(text: str, where: str, require_presets: bool = False) -> dict[str, Any]:
     try:
         data = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{where} is not valid YAML ({' '.join(str(exc).split())[:200]})"
-                          ) from exc
-    if not isinstance(data, dict) or not isinstance(data.get("presets", {}), dict):
-        raise ConfigError(f"{where} must hold a 'presets:' mapping of preset name to options")
+        raise ConfigError(f"{where} is not valid YAML ({' '.join(str(exc).split())})") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("presets", {}), dict) or (
+            require_presets and not data.get("presets")):
+        raise ConfigError(f"{where} must hold a 'presets:' mapping of preset name to options, "
+                          "e.g. 'presets: {cpu: {max_epochs: 5}}'")
     unknown = set(data) - {"presets", "about", "estimates"}
     if unknown:
         raise ConfigError(f"{where}: unknown top-level key '{sorted(unknown)[0]}'; a config has "
@@ -60,9 +64,72 @@ def estimates(experiment: str, preset: str) -> dict[str, float]:
     return {str(k): float(v) for k, v in table.items()}
 
 
+# Options whose ratio to the preset's value scales the training time (pixels: squared).
+_WORK_SCALES = {"max_epochs": 1, "num_augmented": 1, "image_size": 2}
+
+
+@dataclass(frozen=True)
+class TrainingEstimate:
+    """Estimated training time of merged options, and of their preset as packaged."""
+
+    seconds: float
+    per_seed: float
+    seeds: int
+    preset_seconds: float
+
+
+def training_estimate(experiment: str, options: dict[str, Any]) -> TrainingEstimate:
+    """Seconds that training with merged ``options`` should take: the preset's measured seconds
+    per seed (``estimates:``), scaled by the seeds and by the ratio of epochs, images per epoch
+    and pixels to the preset's values (an upper bound when ``max_steps`` stops it earlier)."""
+    preset = load_preset(experiment, str(options["preset"]))
+    measured = estimates(experiment, preset.name).get("train", 0.0)
+    per_seed = measured
+    for key, power in _WORK_SCALES.items():
+        ours, theirs = options.get(key), preset.options.get(key)
+        if isinstance(ours, (int, float)) and isinstance(theirs, (int, float)) and ours > 0 \
+                and theirs > 0:
+            per_seed *= (ours / theirs) ** power
+    seeds = len(options.get("seeds") or [0])
+    return TrainingEstimate(per_seed * seeds, per_seed, seeds,
+                            measured * len(preset.options.get("seeds") or [0]))
+
+
 def valid_keys(experiment: str) -> set[str]:
-    """Every option name a preset of ``experiment`` may set."""
-    return {key for options in packaged(experiment)["presets"].values() for key in options}
+    """Every option name a preset of ``experiment`` may set (``num_seeds`` wherever ``seeds``)."""
+    keys = {key for options in packaged(experiment)["presets"].values() for key in options}
+    return keys | {"num_seeds"} if "seeds" in keys else keys
+
+
+def resolve_seeds(options: dict[str, Any], where: str) -> dict[str, Any]:
+    """``options`` with ``num_seeds: N`` turned into ``seeds: [0, ..., N-1]``; a bare number
+    under ``seeds``, or both keys at once, is refused naming both."""
+    options = dict(options)
+    if "seeds" in options and not isinstance(options["seeds"], (list, tuple)):
+        raise ConfigError(f"{where}seeds must be a list of seed numbers, e.g. seeds: "
+                          f"[{options['seeds']!r}] for that one seed; for several seeds 0..N-1 "
+                          "write num_seeds: N instead")
+    if "num_seeds" in options:
+        if "seeds" in options:
+            raise ConfigError(f"{where}give either seeds (a list of seed numbers) or num_seeds "
+                              "(how many, seeds 0..N-1), not both")
+        options["seeds"] = list(range(check_value("num_seeds", options.pop("num_seeds"), where)))
+    return options
+
+
+def _read_file(path: Path) -> str:
+    """The text of a user's config file; one-line errors for missing, unreadable, non-UTF-8."""
+    if not path.is_file():
+        raise ConfigError(f"config file {path} not found")
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {path} is not UTF-8 text (byte "
+                          f"{exc.object[exc.start:exc.start + 1]!r} at position {exc.start}); "
+                          "save it as UTF-8") from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path} ({exc.strerror or exc}); check its "
+                          "permissions") from exc
 
 
 def load_preset(experiment: str, preset: str, config_file: Path | None = None) -> Preset:
@@ -76,9 +143,7 @@ def load_preset(experiment: str, preset: str, config_file: Path | None = None) -
     about = str(base.get("about", {}).get(preset, ""))
     if config_file is not None:
         path = Path(config_file)
-        if not path.is_file():
-            raise ConfigError(f"config file {path} not found")
-        user = _read(path.read_text(), f"config file {path}")
+        user = _read(_read_file(path), f"config file {path}", require_presets=True)
         unknown = set(user["presets"]) - set(presets)
         if unknown:
             raise ConfigError(f"config file {path}: unknown preset '{sorted(unknown)[0]}'; name "
@@ -86,8 +151,9 @@ def load_preset(experiment: str, preset: str, config_file: Path | None = None) -
         chosen = user["presets"].get(preset) or {}
         if not isinstance(chosen, dict):
             raise ConfigError(f"config file {path}: preset '{preset}' must be a mapping")
-        options.update(validate_options(chosen, valid_keys(experiment),
-                                        f"config file {path}, preset {preset}: "))
+        where = f"config file {path}, preset {preset}: "
+        options.update(validate_options(resolve_seeds(chosen, where), valid_keys(experiment),
+                                        where))
         about = f"{about} (with {path.name})" if about else path.name
     checked = validate_options(options, valid_keys(experiment),
                                f"preset {preset} of {experiment}: ")

@@ -222,6 +222,8 @@ OPTIONS: dict[str, Option] = {
     "batch_size": Option(integer(1)),
     "lr": Option(real(0, exclusive_minimum=True)),
     "seeds": Option(integer(0), many=True),
+    "num_seeds": Option(integer(1)),
+    "yes": Option(flag),
     "seed": Option(integer(0)),
     "accelerator": Option(choice(*ACCELERATORS)),
     "devices": Option(devices),

@@ -185,13 +185,14 @@ def download_dsprites(dest: Path, sha256: str | None = None) -> Path:
     """Download the official dSprites ``.npz`` into folder ``dest`` and return its path.
 
     The file is checked against :data:`DSPRITES_MD5` (the published digest of the official file;
-    no official SHA-256 is published) and, when given, against ``sha256``; a file that fails is
-    deleted. An already present file is checked, not downloaded again.
+    no official SHA-256 is published) and, when given, against ``sha256``; a downloaded file that
+    fails is deleted. An already present file is checked, not downloaded again, and never deleted.
     """
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     target = dest / DSPRITES_FILENAME
-    if not target.exists():
+    downloaded = not target.exists()
+    if downloaded:
         partial = target.with_suffix(".part")
         try:
             _fetch(DSPRITES_URL, partial)
@@ -206,7 +207,8 @@ def download_dsprites(dest: Path, sha256: str | None = None) -> Path:
         if sha256 is not None:
             verify_sha256(target, sha256)
     except DataError:
-        target.unlink()
+        if downloaded:
+            target.unlink()
         raise
     return target
 

@@ -104,7 +104,9 @@ def read_mask(path: Path, size: int | None = None) -> np.ndarray:
     """Read a ground-truth mask as a bool (H, W) array, thresholded at half its value range.
 
     8-bit masks are anomalous at >= 128, 16-bit ones at >= 32768, 0/1 masks at 1, float masks
-    at >= 0.5; colour masks are converted to luminance first. JPEG masks are refused: lossy
+    at >= 0.5. In a colour mask (RGB, RGBA, palette...) a pixel is anomalous when any of its
+    colour channels reaches half the range, so a pure red (255, 0, 0) defect counts (its
+    luminance, 76, would not); transparency is ignored. JPEG masks are refused: lossy
     compression leaves grey values along every edge. ``size`` resizes to a ``size`` x ``size``
     square with nearest-neighbour sampling.
     """
@@ -116,13 +118,17 @@ def read_mask(path: Path, size: int | None = None) -> np.ndarray:
     if img.format == "JPEG":
         raise DataError(f"mask {path} holds JPEG data, a lossy format that blurs mask edges; "
                         "save the masks as PNG, BMP or TIFF")
-    if img.mode in ("RGB", "RGBA", "P", "LA", "CMYK", "YCbCr"):
-        img = img.convert("L")
+    if img.mode == "LA":
+        img = img.getchannel("L")
+    elif img.mode in ("RGB", "RGBA", "P", "PA", "CMYK", "YCbCr"):
+        img = img.convert("RGB")
     values = np.asarray(img)
     if img.mode == "1":
         mask = values.astype(bool)
     else:
         mask = values >= _half_range(values, img.mode)
+    if mask.ndim == 3:  # colour: any channel
+        mask = mask.any(axis=2)
     if size is not None and mask.shape != (size, size):
         small = Image.fromarray(mask.astype(np.uint8) * 255, "L")
         mask = np.asarray(small.resize((size, size), Image.Resampling.NEAREST)) > 0

@@ -193,7 +193,7 @@ class UCSDTestClips(Dataset[tuple[Tensor, Tensor, str, int]]):
                     for number, path in _numbered_images(available[name]).items()
                 ]
         if self.skipped_clips:  # named in every result of a localisation run, too
-            logger.info(
+            logger.warning(
                 "UCSD: skipping test clips without pixel masks (no TestNNN_gt folder): %s",
                 ", ".join(self.skipped_clips),
             )

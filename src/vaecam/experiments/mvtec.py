@@ -106,7 +106,7 @@ def localize_mvtec(options: dict[str, Any]) -> dict[str, Any]:
     size = model.input_shape[1]
     test_set = MVTecTest(root, category, size)
     stats_sets = {seed: MVTecTrain(root, category, size) for seed in models}
-    inputs = [root / category, *checkpoints.values()]
+    inputs = [root, *checkpoints.values()]
     with OutputFolder(options["out"], "localize mvtec", inputs,
                       overwrite=bool(options.get("overwrite"))) as folder:
         train_images = loc.sample_images(stats_sets[next(iter(models))]) if cfg.tune else None

@@ -44,7 +44,8 @@ def train_each_seed(train_one: Callable[[TrainConfig], Path], cfg: TrainConfig,
     """Run ``train_one`` for every seed in ``cfg.out_dir/seed<S>``; returns seed -> last.ckpt.
 
     With ``cfg.resume`` a seed whose folder holds a checkpoint continues it and a seed without
-    one starts fresh, so an interrupted multi-seed run resumes where it stopped.
+    one starts fresh (replacing what a run killed before its first checkpoint wrote there, and
+    only that), so an interrupted multi-seed run resumes where it stopped.
     """
     seeds = check_seeds(seeds)
     results: dict[int, Path] = {}
@@ -56,7 +57,7 @@ def train_each_seed(train_one: Callable[[TrainConfig], Path], cfg: TrainConfig,
             if len(seeds) > 1:
                 announce(f"seed {seed} (run {k}/{len(seeds)}): {run_dir}")
             run_cfg = dataclasses.replace(cfg, out_dir=run_dir, seed=seed, resume=resume,
-                                          overwrite=False)
+                                          overwrite=cfg.resume and not resume)
             results[seed] = train_one(run_cfg)
     return results
 

@@ -49,8 +49,8 @@ def _load_imagenet(encoder: nn.Module) -> bool:
     path = imagenet_weights_file()
     if not path.is_file():
         logger.warning(
-            "ResNet18 ImageNet weights not in the torch hub cache (%s); the encoder starts from "
-            "random weights", path
+            "no ResNet18 ImageNet weights in the torch hub cache (%s; vaecam never downloads "
+            "them); the encoder starts from random weights", path
         )
         return False
     try:
@@ -59,7 +59,7 @@ def _load_imagenet(encoder: nn.Module) -> bool:
     except (OSError, RuntimeError, KeyError, AttributeError) as exc:
         logger.warning(
             "cannot use %s (%s); the encoder starts from random weights",
-            path, " ".join(str(exc).split())[:160],
+            path, " ".join(str(exc).split()),
         )
         return False
     return True

@@ -9,7 +9,9 @@ file and the reason (``No space left on device``, ``Permission denied``...).
 
 from __future__ import annotations
 
+import errno
 import os
+import re
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -37,16 +39,35 @@ def _reason(exc: OSError) -> str:
     return exc.strerror or " ".join(str(exc).split()) or type(exc).__name__
 
 
+_ADVICE = {
+    errno.ENOSPC: "free disk space or choose an --out on another disk",
+    errno.EDQUOT: "free space within your disk quota or choose an --out on another disk",
+    errno.EACCES: "choose a writable --out or fix the folder's permissions",
+    errno.EPERM: "choose a writable --out or fix the folder's permissions",
+    errno.EROFS: "the disk is read-only; choose an --out on a writable disk",
+    errno.ENOTDIR: "a part of that path is a file, not a folder; choose another --out",
+    errno.EISDIR: "that path is a folder; choose another name",
+    errno.ENAMETOOLONG: "choose a shorter --out path",
+    errno.ENOENT: "check that the path exists",
+}
+
+
+def os_error_line(exc: OSError, doing: str | None = None) -> str:
+    """One line for a failed file operation: what failed, the system's reason, what to do."""
+    target = exc.filename if exc.filename is not None else "a file"
+    doing = doing or "read or write"
+    advice = _ADVICE.get(exc.errno or 0, "check the path and its disk")
+    return f"could not {doing} {target} ({_reason(exc)}); {advice}, then run the command again"
+
+
 @contextmanager
 def writing(path: Path, what: str = "file") -> Iterator[None]:
     """Turn an ``OSError`` raised inside the block into a one-line :class:`OutputError`."""
     try:
         yield
     except OSError as exc:
-        raise OutputError(
-            f"could not write {what} {path} ({_reason(exc)}); free disk space or choose a "
-            "writable --out, then run the command again"
-        ) from exc
+        exc.filename = path
+        raise OutputError(os_error_line(exc, f"write {what}")) from exc
 
 
 def atomic_write(path: Path, write: Callable[[IO[bytes]], object]) -> Path:
@@ -74,12 +95,17 @@ def atomic_write_text(path: Path, text: str) -> Path:
     return atomic_write(path, lambda handle: handle.write(data))
 
 
+# ``tempfile.mkstemp`` names: the prefix, 8 random characters, the suffix.
+_TEMPORARY = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp")
+
+
 def remove_stale_temporaries(folder: Path) -> list[Path]:
-    """Delete the ``.<name>.*.tmp`` files that an interrupted atomic write left in ``folder``."""
+    """Delete the ``.<name>.<random>.tmp`` files an interrupted atomic write left in ``folder``."""
     folder = Path(folder)
     if not folder.is_dir():
         return []
-    stale = [p for p in folder.glob(".*.tmp") if p.is_file()]
+    stale = [p for p in folder.glob(".*.tmp")
+             if _TEMPORARY.fullmatch(p.name) and p.is_file() and not p.is_symlink()]
     for path in stale:
         path.unlink(missing_ok=True)
     return stale

@@ -2,19 +2,27 @@
 
 A command claims its ``--out`` folder with :class:`OutputFolder`. The claim
 
-* refuses a path that is a file, or that contains or lies inside one of the command's inputs
-  (data root, checkpoint): writing there could destroy what the command is about to read;
+* refuses a path that is a file, lies under a file, is not valid UTF-8, or contains or lies
+  inside one of the command's inputs (data root, checkpoint): writing there could destroy what
+  the command is about to read;
 * takes the folder's lock (:class:`~vaecam.outputs.lock.FolderLock`), so a second command
   writing into the same folder fails at once;
-* writes a marker file, ``.vaecam.json``, naming the command and, when the command ends however
-  it ends, listing every file in the folder: all of them were written by vaecam, because a claim
-  only succeeds on a new or empty folder or on one that the same command wrote before;
-* with ``overwrite``, deletes exactly the files that the marker lists, and only when the marker
-  names the same command and the folder holds nothing else; with ``keep`` (resume, reuse of
-  finished stages) it keeps them.
+* writes a marker file, ``.vaecam.json`` (the folder's manifest), at once: it names the command
+  and lists what was in the folder before that was not vaecam's (``kept``). When the command
+  ends, however it ends, the marker lists every file (``files``) and sub-folder (``folders``) the
+  command wrote; a command killed before that (``kill -9``, power loss) leaves the marker in the
+  ``writing`` state, and then whatever appeared in the folder since it started, minus ``kept``,
+  counts as its own;
+* with ``overwrite``, deletes exactly the files that the marker lists and then the listed
+  sub-folders left empty, only when the marker names the same command and the folder holds no
+  other loose file; with ``keep`` (resume, reuse of finished stages) it keeps them.
 
-Everything is checked before anything is touched. Under multi-process training (DDP) only the
-first process claims; the others (:func:`is_child_rank`) just use the folder.
+Sub-folders vaecam did not create are never removed (an empty folder of the user's, a symbolic
+link), and a sub-folder holding another command's output (its own marker, not created by this
+command) is left alone entirely. A command that fails before writing any file leaves nothing
+behind: no marker, no lock, no folder it created. Everything is checked before anything is
+touched. Under multi-process training (DDP) only the first process claims; the others
+(:func:`is_child_rank`) just use the folder.
 """
 
 from __future__ import annotations
@@ -22,7 +30,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -32,7 +40,7 @@ from vaecam.outputs.atomic import atomic_write_text, writing
 from vaecam.outputs.lock import LOCK_NAME, FolderLock
 
 MARKER = ".vaecam.json"
-_OWN = {MARKER, LOCK_NAME}
+_WRITING, _CLOSED = "writing", "closed"
 
 
 def is_child_rank() -> bool:
@@ -40,32 +48,45 @@ def is_child_rank() -> bool:
     return any(int(os.environ.get(name, "0") or 0) > 0 for name in ("LOCAL_RANK", "NODE_RANK"))
 
 
-def _files(folder: Path) -> list[str]:
-    """Every file under ``folder`` (relative, sorted), except the folder's own marker and lock."""
-    found = []
-    for root, _, names in os.walk(folder):
+def _walk(folder: Path, is_other_output: Callable[[str], bool]) -> tuple[set[str], set[str]]:
+    """(files, sub-folders) under ``folder``, as relative paths, except its own marker and every
+    lock file. Symbolic links to folders are listed as folders and not followed; a sub-folder
+    holding another command's output (``is_other_output`` of a folder with a marker) is listed
+    but not entered."""
+    files: set[str] = set()
+    folders: set[str] = set()
+    for root, dirs, names in os.walk(folder):
+        base = Path(root)
+        entered = []
+        for name in dirs:
+            path = base / name
+            rel = path.relative_to(folder).as_posix()
+            folders.add(rel)
+            if not path.is_symlink() and not ((path / MARKER).is_file() and is_other_output(rel)):
+                entered.append(name)
+        dirs[:] = entered
         for name in names:
-            rel = (Path(root) / name).relative_to(folder).as_posix()
-            if rel not in _OWN:
-                found.append(rel)
-    return sorted(found)
+            rel = (base / name).relative_to(folder).as_posix()
+            if name != LOCK_NAME and rel != MARKER:
+                files.add(rel)
+    return files, folders
 
 
-def _in_nested_output(folder: Path, rel: str) -> bool:
-    """Whether file ``rel`` lies inside a sub-folder of ``folder`` that a vaecam command owns
-    (a run folder trained into it, a generated dataset...)."""
-    parent = (folder / rel).parent
-    while parent != folder and folder in parent.parents:
-        if (parent / MARKER).is_file():
-            return True
-        parent = parent.parent
-    return False
+def _ancestors(paths: Iterable[str]) -> set[str]:
+    """Every folder above the relative ``paths`` (not the root)."""
+    found: set[str] = set()
+    for rel in paths:
+        parent = Path(rel).parent
+        while parent != Path("."):
+            found.add(parent.as_posix())
+            parent = parent.parent
+    return found
 
 
 def read_marker(folder: Path) -> dict[str, Any] | None:
     """The marker of a vaecam output folder, or None if there is none (or it is unreadable)."""
     try:
-        data = json.loads((Path(folder) / MARKER).read_text())
+        data = json.loads((Path(folder) / MARKER).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) and "command" in data else None
@@ -79,6 +100,21 @@ def _overlap(out: Path, inputs: Sequence[Path]) -> str | None:
             return f"--out {out} contains the input {inp}"
         if inp in out.parents:
             return f"--out {out} is inside the input {inp}"
+    return None
+
+
+def _unusable(out: Path) -> str | None:
+    """A one-line reason why ``out`` cannot be a folder at all, or None."""
+    try:
+        str(out).encode("utf-8")
+    except UnicodeEncodeError:
+        return (f"--out {ascii(str(out))} is not valid UTF-8 text; choose a folder name in "
+                "UTF-8 (vaecam's logs and reports name it)")
+    if out.exists() and not out.is_dir():
+        return f"--out {out} is a file; choose a folder"
+    for parent in out.parents:
+        if parent.exists() and not parent.is_dir():
+            return f"--out {out} lies under {parent}, which is a file; choose a folder"
     return None
 
 
@@ -109,61 +145,67 @@ class OutputFolder:
         self.keep = keep
         self._lock = FolderLock(self.path)
         self._claimed = False
-        self._foreign: set[str] = set()
+        self._created = False
+        self._created_at = ""
+        self._kept_files: set[str] = set()  # there before the claim and not vaecam's
+        self._kept_folders: set[str] = set()
 
     # ------------------------------------------------------------------------------ checks
-    def _check(self) -> list[str]:
-        """Validate the claim without touching anything; returns the files to delete."""
+    def _check(self) -> tuple[list[str], list[str]]:
+        """Validate the claim without touching anything; returns the files and folders to
+        delete (folders deepest first, removed only once empty)."""
         out = self.path
-        if out.exists() and not out.is_dir():
-            raise ConfigError(f"--out {out} is a file; choose a folder")
+        reason = _unusable(out)
+        if reason:
+            raise ConfigError(reason)
         reason = _overlap(out, self.inputs)
         if reason:
             raise ConfigError(f"{reason}; choose an output folder outside your data and "
                               "checkpoints")
         if not out.is_dir():
-            return []
-        existing = _files(out)
-        if not existing:
-            return []
+            return [], []
         marker = read_marker(out)
         if marker is not None and marker["command"] != self.command:
             raise ConfigError(
                 f"{out} holds the results of 'vaecam {marker['command']}', not of "
                 f"'vaecam {self.command}'; choose another --out"
             )
-        listed = set(marker.get("files", [])) if marker else set()
-        foreign = [f for f in existing if f not in listed and not _in_nested_output(out, f)]
-        self._foreign = set(foreign)  # kept by ``keep`` but never listed as vaecam's
+        ours_files, ours_folders, files, folders = _owned(out, marker)
+        foreign = sorted(files - ours_files)
+        self._kept_files, self._kept_folders = set(foreign), folders - ours_folders
         if foreign and not self.keep:
             move = "move them away or " if marker else ""
             raise ConfigError(
                 f"{out} holds files vaecam did not write (e.g. '{foreign[0]}'); {move}choose "
                 "another --out (vaecam never deletes files it did not write)"
             )
-        if self.keep:
-            return []
+        if self.keep or not ours_files:
+            return [], []
         if not self.overwrite:
-            whose = f"'vaecam {self.command}'" if marker else "other vaecam commands"
             raise ConfigError(
-                f"{out} already holds the results of {whose}; pass --overwrite to replace them, "
-                "or choose another --out"
+                f"{out} already holds the results of 'vaecam {self.command}'; pass --overwrite "
+                "to replace them, or choose another --out"
             )
-        return existing
+        return sorted(ours_files), sorted(ours_folders, key=lambda f: -f.count("/"))
 
     # ------------------------------------------------------------------------------ claim
     def __enter__(self) -> OutputFolder:
         if is_child_rank():
             self.path.mkdir(parents=True, exist_ok=True)
             return self
-        doomed = self._check()
+        self._check()
+        self._created = not self.path.exists()
         self._lock.acquire()
         try:
-            doomed = self._check()  # again under the lock: another command may have written
+            doomed, folders = self._check()  # again under the lock: another may have written
             for rel in doomed:
                 (self.path / rel).unlink(missing_ok=True)
-            self._remove_empty_folders()
-            self._write_marker()
+            _remove_empty(self.path, folders)
+            previous = read_marker(self.path) or {}
+            self._created_at = _now()
+            if previous.get("command") == self.command and "created" in previous:
+                self._created_at = str(previous["created"])
+            self._write_marker(_WRITING)
         except BaseException:
             self._lock.release()
             raise
@@ -180,38 +222,84 @@ class OutputFolder:
             return
         try:
             if exc_type is None:
-                self._write_marker()
+                self._write_marker(_CLOSED)
             else:  # record what was written even when the command failed
                 try:
-                    self._write_marker()
+                    self._close_after_failure()
                 except Exception:  # noqa: BLE001 - the original error matters more
                     pass
         finally:
             self._lock.release()
             self._claimed = False
 
-    def _remove_empty_folders(self) -> None:
-        for root, dirs, _ in os.walk(self.path, topdown=False):
-            for name in dirs:
-                folder = Path(root) / name
-                if not any(folder.iterdir()):
-                    folder.rmdir()
+    def _current(self) -> tuple[set[str], set[str]]:
+        """The files and sub-folders this command owns now: all but those kept at the claim."""
+        files, folders = _walk(self.path, lambda rel: rel in self._kept_folders)
+        return files - self._kept_files, folders - self._kept_folders
 
-    def _write_marker(self) -> None:
+    def _close_after_failure(self) -> None:
+        """Record the files written; if there are none, remove the marker, the lock and the
+        folders this claim created, so that a failed command leaves nothing behind."""
+        files, folders = self._current()
+        if files:
+            self._write_marker(_CLOSED)
+            return
+        (self.path / MARKER).unlink(missing_ok=True)
+        _remove_empty(self.path, sorted(folders, key=lambda f: -f.count("/")))
+        self._lock.release()
+        if self._created and not any(self.path.iterdir()):
+            self.path.rmdir()
+
+    def _write_marker(self, state: str) -> None:
         from vaecam import __version__
 
-        now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-        previous = read_marker(self.path) or {}
+        files, folders = self._current()
         record = {
             "vaecam": __version__,
             "command": self.command,
-            "created": previous.get("created", now) if previous.get("command") == self.command
-            else now,
-            "updated": now,
-            "files": [f for f in _files(self.path) if f not in self._foreign],
+            "created": self._created_at,
+            "updated": _now(),
+            "state": state,
+            "files": sorted(files),
+            "folders": sorted(folders),
+            "kept": sorted(self._kept_files),
+            "kept_folders": sorted(self._kept_folders),
         }
         with writing(self.path / MARKER, "marker file"):
             atomic_write_text(self.path / MARKER, json.dumps(record, indent=2) + "\n")
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _owned(out: Path, marker: dict[str, Any] | None
+           ) -> tuple[set[str], set[str], set[str], set[str]]:
+    """(vaecam's files, vaecam's folders, all files, all folders) of ``out`` per its marker.
+
+    A closed marker lists them; one left ``writing`` by a killed command owns everything there
+    now except what it recorded as kept. Without a marker nothing is vaecam's. A sub-folder with
+    another command's marker that this command did not create is neither walked nor owned."""
+    if marker is None:
+        files, folders = _walk(out, lambda rel: True)
+        return set(), set(), files, folders
+    listed = {str(f) for f in marker.get("files", [])}
+    created = {str(f) for f in marker.get("folders", _ancestors(listed))}
+    if marker.get("state") != _WRITING:
+        files, folders = _walk(out, lambda rel: rel not in created)
+        return files & listed, created & folders, files, folders
+    kept = {str(f) for f in marker.get("kept", [])}
+    kept_folders = {str(f) for f in marker.get("kept_folders", [])}
+    files, folders = _walk(out, lambda rel: rel in kept_folders)
+    return files - kept, folders - kept_folders, files, folders
+
+
+def _remove_empty(root: Path, folders: Sequence[str]) -> None:
+    """Remove each of ``folders`` (relative, deepest first) that is a real, empty folder."""
+    for rel in folders:
+        path = root / rel
+        if path.is_dir() and not path.is_symlink() and not any(path.iterdir()):
+            path.rmdir()
 
 
 def adopt(file: Path) -> None:

@@ -33,18 +33,32 @@ def vaecam_metadata(model: VAE, **extra: Any) -> dict[str, Any]:
     return {"format": FORMAT_VERSION, "model": model.name, "config": model.config, **extra}
 
 
-def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Load a vaecam checkpoint with ``weights_only=True``; one-line errors for bad files."""
-    path = Path(path)
+def _load(path: Path, advice: str) -> Any:
+    """``torch.load(path, weights_only=True)``; a one-line CheckpointError ending in ``advice``
+    for a missing, empty, truncated or foreign file."""
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} not found; train one with 'vaecam train ...'")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        if path.stat().st_size == 0:
+            raise EOFError("an empty file")
+        return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated file, not a torch file, unsafe pickled objects
-        reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(
-            f"cannot read checkpoint {path} ({reason}); pick another file"
-        ) from exc
+        lines = str(exc).strip().splitlines()
+        reason = lines[0] if lines else f"{type(exc).__name__}: the file ends too early"
+        raise CheckpointError(f"cannot read checkpoint {path} ({reason}); {advice}") from exc
+
+
+def check_resumable_checkpoint(path: Path, best: Path) -> None:
+    """Refuse to resume from a damaged ``last.ckpt`` (empty, truncated), saying what to do."""
+    advice = (f"copy {best} over it to resume from the best epoch, or start anew with "
+              "--overwrite or another --out" if best.is_file() and best != path
+              else "start anew with --overwrite or another --out")
+    _load(path, advice)
+
+
+def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Load a vaecam checkpoint with ``weights_only=True``; one-line errors for bad files."""
+    ckpt = _load(Path(path), "pick another file")
     if not isinstance(ckpt, dict) or "vaecam" not in ckpt or "state_dict" not in ckpt:
         raise CheckpointError(
             f"{path} is not a vaecam checkpoint (no 'vaecam' entry); use a .ckpt written by "

@@ -99,6 +99,9 @@ def check_resumable(out_dir: Path, experiment: str, identity: Mapping[str, Any])
     if record is None:
         raise ConfigError(f"{out_dir} has no readable {CONFIG_NAME}; it cannot be resumed safely, "
                           "start a new run in another --out")
+    from vaecam.training.checkpoints import check_resumable_checkpoint
+
+    check_resumable_checkpoint(last, best_checkpoint(out_dir))
     differences = identity_differences(record.get("identity", {}), identity)
     if differences:
         more = f" (and {len(differences) - 1} more)" if len(differences) > 1 else ""
