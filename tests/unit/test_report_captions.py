@@ -24,6 +24,8 @@ def _results(tuned: bool, collapsed=()):
                 _setting("grad-kl", "grad-kl", 0.5, per_seed=[0.5, 0.5], ci=[0.5, 0.5])]
     results = {"settings": settings, "collapsed_seeds": list(collapsed), "seeds": [0, 1],
                "note": "", "n_resamples": 100, "verdict_rule": "every seed agrees",
+               "baseline": "recon-abs", "trivial_references": ["mean-diff", "random"],
+               "bootstrap": {"unit": "clip", "n_units": 6, "scheme": "two-level"},
                "latent": {"0": {"kl": 1.0, "active_units": 0 if collapsed else 3,
                                 "latent_dim": 4, "mu_std": 0.1, "collapsed": bool(collapsed)}},
                "switches": {"layers": {"conv1": "encoder.0", "conv2": "encoder.2",
