@@ -66,7 +66,8 @@ def _explain(args: argparse.Namespace) -> int:
 
     attention: dict[str, Any] = {"upsample": not args.no_upsample,
                                  "normalize": bool(args.normalize),
-                                 "activation_order": args.activation_order or "before"}
+                                 "activation_order": args.activation_order or "before",
+                                 "chunk_size": args.chunk}
     method = args.method or "1"
     if args.grad_norm:
         if method == "2":
@@ -157,6 +158,8 @@ def register(verbs: argparse._SubParsersAction, groups: dict[str, Any]) -> None:
     option(explain, "--out", required=True, help="output folder")
     option(explain, "--overwrite", help="replace an earlier 'vaecam explain' result in --out")
     option(explain, "--seed", default=0, help="which images are drawn (default 0)")
+    option(explain, "--chunk", help="latent directions per gradient pass for method 1 "
+           "(default: sized to about 128 MiB of gradients); lower it to save memory")
     add_attention_options(explain)
     _add_data_options(explain)
     explain.set_defaults(handler=_explain)
