@@ -248,14 +248,20 @@ def generic_channel_weights(
     """Eq. 1 for any encoder: (B, R, C) channel weights per layer, in the cheaper mode.
 
     Layers with fewer channels than directions go forward (one product per channel), the rest
-    share reverse passes (one product per direction); both in chunks of ``chunk_size`` rows.
+    share reverse passes (one product per direction); both in chunks of ``chunk_size`` rows. A
+    layer whose forward mode fails (an operator without a double backward, such as fused
+    attention on CPU) goes reverse.
     """
-    forward = {n: a for n, a in activations.items() if prefers_forward_mode(a, directions)}
-    reverse = {n: a for n, a in activations.items() if n not in forward}
-    weights = {
-        name: _forward_channel_weights(mu, name, a, directions, create_graph, chunk_size)
-        for name, a in forward.items()
-    }
+    weights = {}
+    for name, activation in activations.items():
+        if prefers_forward_mode(activation, directions):
+            try:
+                weights[name] = _forward_channel_weights(
+                    mu, name, activation, directions, create_graph, chunk_size
+                )
+            except RuntimeError:
+                pass
+    reverse = {n: a for n, a in activations.items() if n not in weights}
     if reverse:
         weights.update(
             _reverse_channel_weights(mu, reverse, directions, create_graph, chunk_size)
