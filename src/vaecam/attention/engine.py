@@ -498,6 +498,12 @@ _CONSTRUCTOR_OPTIONS = (
 )
 
 
+def split_options(options: dict[str, object]) -> tuple[dict[str, object], dict[str, object]]:
+    """(:class:`AttentionExplainer` settings, method arguments) of one mixed options dict."""
+    ctor = {k: v for k, v in options.items() if k in _CONSTRUCTOR_OPTIONS}
+    return ctor, {k: v for k, v in options.items() if k not in _CONSTRUCTOR_OPTIONS}
+
+
 def explain(
     model: nn.Module,
     x: Tensor,
@@ -513,7 +519,6 @@ def explain(
     arguments (``grad_norm``, ``stats``, ``target``, ...). A list of layers gives a dict by layer
     name.
     """
-    ctor = {k: v for k, v in options.items() if k in _CONSTRUCTOR_OPTIONS}
-    call = {k: v for k, v in options.items() if k not in _CONSTRUCTOR_OPTIONS}
+    ctor, call = split_options(options)
     explainer = AttentionExplainer(model, layer, activation=activation, **ctor)  # type: ignore[arg-type, call-overload]
     return explainer.explain(x, method, **call)

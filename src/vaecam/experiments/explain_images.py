@@ -19,6 +19,7 @@ import torch
 from tqdm.auto import tqdm
 
 from vaecam.attention import AttentionExplainer
+from vaecam.attention.engine import split_options
 from vaecam.data.images import is_image_file, read_image
 from vaecam.errors import DataError
 from vaecam.report.tables import write_json
@@ -73,11 +74,8 @@ def explain_folder(checkpoint: Path, images: Path, out: Path, method: str = "1",
     files = image_files(images)
     model, _ = load_model(checkpoint)
     layer = layer or model.default_layer
-    explainer = AttentionExplainer(model, layer, activation=activation,
-                                   upsample=attention.pop("upsample", True),
-                                   normalize=attention.pop("normalize", False),
-                                   activation_order=attention.pop("activation_order", "before"),
-                                   chunk_size=attention.pop("chunk_size", None))
+    settings, arguments = split_options(attention)
+    explainer = AttentionExplainer(model, layer, activation=activation, **settings)  # type: ignore[arg-type]
     out.mkdir(parents=True, exist_ok=True)
     written: dict[str, Any] = {"checkpoint": str(checkpoint), "images": str(images),
                                "layer": layer, "method": method, "activation": activation,
@@ -86,7 +84,7 @@ def explain_folder(checkpoint: Path, images: Path, out: Path, method: str = "1",
     for start in range(0, len(files), batch_size):
         batch = files[start : start + batch_size]
         x = torch.stack([_load(p, model.input_shape) for p in batch])
-        maps = explainer.explain(x, method, **attention)
+        maps = explainer.explain(x, method, **arguments)
         for path, image, attention_map in zip(batch, x, maps, strict=True):
             npy, png = out / f"{path.stem}.npy", out / f"{path.stem}.png"
             np.save(npy, attention_map.numpy().astype(np.float32))
