@@ -21,11 +21,10 @@ import argparse
 
 import torch
 import torch.nn.functional as F
-from gradcam import MeanOnly
 from timing import timeit
 from torch import nn
 
-from vaecam.attention import AttentionExplainer
+from vaecam.attention import AttentionExplainer, PosteriorMean
 from vaecam.models import build_model
 
 
@@ -104,7 +103,7 @@ def main() -> None:
     except ImportError:
         print("pytorch-grad-cam not installed: skipped")
     else:
-        cam = GradCAM(model=MeanOnly(model), target_layers=[layer])
+        cam = GradCAM(model=PosteriorMean(model), target_layers=[layer])
 
         def gradcam_per_dim() -> None:
             for i in range(model.latent_dim):

@@ -18,21 +18,9 @@ import argparse
 
 import torch
 from timing import timeit
-from torch import nn
 
-from vaecam.attention import AttentionExplainer
+from vaecam.attention import AttentionExplainer, PosteriorMean
 from vaecam.models import build_model
-
-
-class MeanOnly(nn.Module):
-    """The posterior mean as the 'class scores' GradCAM explains."""
-
-    def __init__(self, vae: nn.Module):
-        super().__init__()
-        self.vae = vae
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.vae.encode(x)[0]
 
 
 def main() -> None:
@@ -53,7 +41,7 @@ def main() -> None:
     ratio = 0.0
     for label, layer in (("first conv", "encoder.0"), ("last conv", "encoder.2")):
         ours = AttentionExplainer(model, layer, normalize=True)
-        cam = GradCAM(model=MeanOnly(model), target_layers=[model.get_submodule(layer)])
+        cam = GradCAM(model=PosteriorMean(model), target_layers=[model.get_submodule(layer)])
 
         def gradcam_per_unit(cam: GradCAM = cam) -> torch.Tensor:
             return torch.stack([

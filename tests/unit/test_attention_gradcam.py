@@ -10,25 +10,13 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch import nn
 
-from vaecam.attention import AttentionExplainer
+from vaecam.attention import AttentionExplainer, PosteriorMean
 from vaecam.models import build_model
 
 grad_cam = pytest.importorskip("pytorch_grad_cam", reason="pytorch-grad-cam (grad-cam) is not "
                                "installed; it is a dev dependency")
 targets = pytest.importorskip("pytorch_grad_cam.utils.model_targets")
-
-
-class MeanOnly(nn.Module):
-    """The posterior mean as the 'class scores' GradCAM explains."""
-
-    def __init__(self, vae: nn.Module):
-        super().__init__()
-        self.vae = vae
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.vae.encode(x)[0]
 
 
 @pytest.mark.parametrize("layer", ["encoder.0", "encoder.2"])
@@ -38,7 +26,7 @@ def test_per_dimension_maps_equal_gradcam_per_latent_unit(layer):
                         hidden=20).eval()
     x = torch.rand(3, 1, 16, 16)
     ours = AttentionExplainer(model, layer, normalize=True).per_dimension(x)
-    cam = grad_cam.GradCAM(model=MeanOnly(model), target_layers=[model.get_submodule(layer)])
+    cam = grad_cam.GradCAM(model=PosteriorMean(model), target_layers=[model.get_submodule(layer)])
     for unit in range(4):
         theirs = cam(input_tensor=x, targets=[targets.ClassifierOutputTarget(unit)] * len(x))
         assert theirs.shape == (3, 16, 16) and theirs.max() > 0.5

@@ -5,6 +5,7 @@ Knows nothing about datasets or training. Entry points: :class:`AttentionExplain
 """
 
 from vaecam.attention.activations import ACTIVATION_ORDERS, ACTIVATIONS
+from vaecam.attention.encoding import PosteriorMean
 from vaecam.attention.engine import GRAD_NORMS, METHODS, AttentionExplainer, explain
 from vaecam.attention.hooks import encoder_layer_names, spatial_layer_names
 from vaecam.attention.latent_layout import LatentLayout
@@ -28,6 +29,7 @@ __all__ = [
     "LatentLayout",
     "LatentStats",
     "NormalDifference",
+    "PosteriorMean",
     "PosteriorTarget",
     "SumOfMeans",
     "encoder_layer_names",

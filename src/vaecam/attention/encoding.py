@@ -20,10 +20,10 @@ unreadable output is refused with one line that says what to pass instead.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from torch import Tensor
+from torch import Tensor, nn
 
 from vaecam.attention.latent_layout import LatentLayout
 from vaecam.errors import ConfigError
@@ -118,3 +118,21 @@ def read_posterior(output: object) -> Posterior:
         var = None if var is None else var.flatten(1)
     return Posterior(mu, var, layout)
 
+
+
+class PosteriorMean(nn.Module):
+    """``x -> mu`` (B, D) of any encoder as a module, for tools that explain a model's outputs.
+
+    pytorch-grad-cam or Captum then treat each latent unit as a class score, e.g.
+    ``GradCAM(PosteriorMean(vae), [layer])`` with ``ClassifierOutputTarget(i)`` for unit ``i``.
+    ``encode`` defaults to ``model.encode``; any output :func:`read_posterior` reads works.
+    """
+
+    def __init__(self, model: nn.Module, encode: Callable[[Tensor], object] | None = None):
+        super().__init__()
+        self.model = model
+        self.encode = encode
+
+    def forward(self, x: Tensor) -> Tensor:
+        encode = self.encode or self.model.encode
+        return read_posterior(encode(x)).mu
