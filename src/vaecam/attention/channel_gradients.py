@@ -10,7 +10,7 @@ gradient ``w_b = df/dmu_b`` (method 2: ``w = 1``). Two ways to compute it:
 * :func:`generic_channel_weights` works for any encoder, in whichever mode needs fewer
   passes. Reverse mode: one vector-Jacobian product per direction, batched with
   ``is_grads_batched`` (one backward for a single direction). Forward mode, when the layer has
-  fewer channels than there are directions (a large or spatial latent): Eq. 1 is
+  at most half as many channels as there are directions (a large or spatial latent): Eq. 1 is
   ``alpha[b, :, k] = J_b 1_k / (h*w)``, the Jacobian of ``mu`` times the tangent that is 1 on
   channel ``k``, so one Jacobian-vector product per *channel* gives every direction at once.
   The products come from the existing graph by double backward (``J^T u`` is linear in a dummy
@@ -247,10 +247,10 @@ def generic_channel_weights(
 ) -> dict[str, Tensor]:
     """Eq. 1 for any encoder: (B, R, C) channel weights per layer, in the cheaper mode.
 
-    Layers with fewer channels than directions go forward (one product per channel), the rest
-    share reverse passes (one product per direction); both in chunks of ``chunk_size`` rows. A
-    layer whose forward mode fails (an operator without a double backward, such as fused
-    attention on CPU) goes reverse.
+    Layers with at most half as many channels as directions go forward (one product per
+    channel), the rest share reverse passes (one product per direction); both in chunks of
+    ``chunk_size`` rows. A layer whose forward mode fails (an operator without a double
+    backward, such as fused attention on CPU) goes reverse.
     """
     weights = {}
     for name, activation in activations.items():
