@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from timing import timeit
 from torch import nn
 
-from vaecam.attention import AttentionExplainer
+from vaecam.attention import AttentionExplainer, PosteriorMean
 from vaecam.models import build_model
 
 
@@ -103,16 +103,7 @@ def main() -> None:
     except ImportError:
         print("pytorch-grad-cam not installed: skipped")
     else:
-
-        class MuOnly(nn.Module):
-            def __init__(self, vae: nn.Module):
-                super().__init__()
-                self.vae = vae
-
-            def forward(self, inp: torch.Tensor) -> torch.Tensor:
-                return self.vae.encode(inp)[0]
-
-        cam = GradCAM(model=MuOnly(model), target_layers=[layer])
+        cam = GradCAM(model=PosteriorMean(model), target_layers=[layer])
 
         def gradcam_per_dim() -> None:
             for i in range(model.latent_dim):

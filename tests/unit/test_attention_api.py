@@ -47,7 +47,7 @@ class FormVAE(nn.Module):
             "independent": Independent(Normal(mu, scale), 1),
             "triple": (mu, logvar, mu),
             "string": "mu",
-            "map": mu[:, :, None, None],
+            "vector": mu[:, 0],
         }[self.form]
 
 
@@ -85,7 +85,7 @@ def test_forms_without_variance_or_of_unknown_shape_are_refused_in_one_line():
         "mu": "needs the posterior variance",
         "triple": "tuple of 3 items",
         "string": "encode\\(\\) returned str",
-        "map": "shape \\(2, 4, 1, 1\\), not \\(B, D\\)",
+        "vector": "shape \\(2,\\), not \\(B, D\\)",
     }
     for form, message in cases.items():
         with pytest.raises(ConfigError, match=message) as error:
@@ -93,7 +93,7 @@ def test_forms_without_variance_or_of_unknown_shape_are_refused_in_one_line():
         assert "\n" not in str(error.value)
     with pytest.raises(ConfigError, match="no posterior variance"):
         LatentStats.from_batches(_model("mu"), [x])
-    with pytest.raises(ConfigError, match="dict without a 'mu' or 'loc'"):
+    with pytest.raises(ConfigError, match="dict without a 'mu', 'loc', 'mean' or 'embedding'"):
         AttentionExplainer(nn.Sequential(nn.Conv2d(1, 2, 3)), "0",
                            encode=lambda t: {"z": t}).method1(x)
 

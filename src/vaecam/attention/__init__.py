@@ -5,8 +5,10 @@ Knows nothing about datasets or training. Entry points: :class:`AttentionExplain
 """
 
 from vaecam.attention.activations import ACTIVATION_ORDERS, ACTIVATIONS
+from vaecam.attention.encoding import PosteriorMean
 from vaecam.attention.engine import GRAD_NORMS, METHODS, AttentionExplainer, explain
-from vaecam.attention.hooks import spatial_layer_names
+from vaecam.attention.hooks import encoder_layer_names, spatial_layer_names
+from vaecam.attention.latent_layout import LatentLayout
 from vaecam.attention.latent_stats import LatentStats
 from vaecam.attention.targets import (
     DistanceToMean,
@@ -24,10 +26,13 @@ __all__ = [
     "AttentionExplainer",
     "DistanceToMean",
     "LatentDirection",
+    "LatentLayout",
     "LatentStats",
     "NormalDifference",
+    "PosteriorMean",
     "PosteriorTarget",
     "SumOfMeans",
+    "encoder_layer_names",
     "explain",
     "spatial_layer_names",
 ]

@@ -7,8 +7,16 @@ For direction ``w_r`` (a row of ``directions``) and channel ``k``:
 Per-dimension maps use the unit vectors (``w_r = e_i``); a target ``f(mu)`` uses each image's own
 gradient ``w_b = df/dmu_b`` (method 2: ``w = 1``). Two ways to compute it:
 
-* :func:`generic_channel_weights` works for any encoder: one vector-Jacobian product per
-  direction, batched with ``is_grads_batched`` (one backward for a single direction).
+* :func:`generic_channel_weights` works for any encoder, in whichever mode needs fewer
+  passes. Reverse mode: one vector-Jacobian product per direction, batched with
+  ``is_grads_batched`` (one backward for a single direction). Forward mode, when the layer has
+  at most half as many channels as there are directions (a large or spatial latent): Eq. 1 is
+  ``alpha[b, :, k] = J_b 1_k / (h*w)``, the Jacobian of ``mu`` times the tangent that is 1 on
+  channel ``k``, so one Jacobian-vector product per *channel* gives every direction at once.
+  The products come from the existing graph by double backward (``J^T u`` is linear in a dummy
+  ``u``; its vector-Jacobian product with a tangent ``t`` is ``J t``). Both modes process their
+  rows in chunks so memory stays bounded (``chunk_size``, or automatically about 128 MiB of
+  gradient per chunk).
 * :func:`linear_head_channel_weights` is exact and much faster when the layer is followed by
   (pointwise ops ->) ``Flatten`` -> ``Linear`` inside an ``nn.Sequential`` and ``encode`` uses
   the layer output only through that chain (the engine checks it once, see
@@ -56,6 +64,11 @@ _WEIGHT_CACHE: weakref.WeakKeyDictionary[nn.Linear, tuple[tuple[object, ...], Te
 _V_SCRATCH: weakref.WeakKeyDictionary[nn.Linear, Tensor] = weakref.WeakKeyDictionary()
 # Largest V kept as scratch between calls (elements; 256 MiB in float32).
 _MAX_SCRATCH_NUMEL = 1 << 26
+# Gradient elements per chunk of directions (or tangents) when no chunk size is given.
+_CHUNK_ELEMENTS = 1 << 25
+# Forward mode is chosen when channels * this factor <= directions: a Jacobian-vector product by
+# double backward costs about twice a vector-Jacobian product.
+_FORWARD_MODE_FACTOR = 2
 
 
 def _pointwise_here(module: nn.Module) -> bool:
@@ -164,12 +177,96 @@ def layer_gradients(
     return found
 
 
-def generic_channel_weights(
-    mu: Tensor, activations: dict[str, Tensor], directions: Tensor, create_graph: bool
+def rows_per_chunk(chunk_size: int | None, elements_per_row: int) -> int:
+    """Rows (directions or tangents) per chunk: ``chunk_size``, or what fits the default budget."""
+    if chunk_size is not None:
+        if chunk_size < 1:
+            raise ConfigError(f"chunk size must be at least 1, not {chunk_size}")
+        return chunk_size
+    return max(1, _CHUNK_ELEMENTS // max(1, elements_per_row))
+
+
+def _reverse_channel_weights(
+    mu: Tensor,
+    activations: dict[str, Tensor],
+    directions: Tensor,
+    create_graph: bool,
+    chunk_size: int | None,
 ) -> dict[str, Tensor]:
-    """Eq. 1 for any encoder: (B, R, C) channel weights per layer, from full gradients."""
-    grads = layer_gradients(mu, activations, directions, create_graph)
-    return {name: g.mean(dim=(-2, -1)).transpose(0, 1) for name, g in grads.items()}
+    """(B, R, C) per layer from full gradients, the directions taken ``chunk`` rows at a time."""
+    step = rows_per_chunk(chunk_size, sum(a.numel() for a in activations.values()))
+    parts: dict[str, list[Tensor]] = {name: [] for name in activations}
+    for start in range(0, directions.shape[-2], step):
+        rows = directions[..., start : start + step, :]
+        for name, g in layer_gradients(mu, activations, rows, create_graph).items():
+            parts[name].append(g.mean(dim=(-2, -1)).transpose(0, 1))
+    return {name: torch.cat(chunks, dim=1) for name, chunks in parts.items()}
+
+
+def _forward_channel_weights(
+    mu: Tensor,
+    name: str,
+    activation: Tensor,
+    directions: Tensor,
+    create_graph: bool,
+    chunk_size: int | None,
+) -> Tensor:
+    """(B, R, C) from one Jacobian-vector product per channel (see module doc)."""
+    dummy = torch.zeros_like(mu, requires_grad=True)
+    (transposed,) = torch.autograd.grad(mu, activation, dummy, create_graph=True,
+                                        allow_unused=True)
+    if transposed is None:
+        raise ConfigError(f"mu does not depend on layer '{name}'; choose a layer that the "
+                          "encoder uses to compute mu")
+    b, c, h, w = activation.shape
+    step = rows_per_chunk(chunk_size, activation.numel())
+    projections = []  # J_b 1_k / hw for each channel k: (C, B, D) in chunks
+    for start in range(0, c, step):
+        channels = torch.arange(start, min(start + step, c), device=mu.device)
+        tangents = activation.new_zeros(len(channels), b, c, h, w)
+        tangents[torch.arange(len(channels)), :, channels] = 1.0 / (h * w)
+        (jvp,) = batched_vjp(transposed, [dummy], tangents, create_graph)
+        if jvp is None:  # the gradient does not depend on u: mu is constant in A
+            jvp = mu.new_zeros(len(channels), *mu.shape)
+        projections.append(jvp)
+    jacobian_sums = torch.cat(projections)  # (C, B, D)
+    return torch.einsum("rbd,kbd->brk", grad_outputs_for(directions, mu), jacobian_sums)
+
+
+def prefers_forward_mode(activation: Tensor, directions: Tensor) -> bool:
+    """Whether one product per channel is cheaper than one per direction for this layer."""
+    return activation.shape[1] * _FORWARD_MODE_FACTOR <= directions.shape[-2]
+
+
+def generic_channel_weights(
+    mu: Tensor,
+    activations: dict[str, Tensor],
+    directions: Tensor,
+    create_graph: bool,
+    chunk_size: int | None = None,
+) -> dict[str, Tensor]:
+    """Eq. 1 for any encoder: (B, R, C) channel weights per layer, in the cheaper mode.
+
+    Layers with at most half as many channels as directions go forward (one product per
+    channel), the rest share reverse passes (one product per direction); both in chunks of
+    ``chunk_size`` rows. A layer whose forward mode fails (an operator without a double
+    backward, such as fused attention on CPU) goes reverse.
+    """
+    weights = {}
+    for name, activation in activations.items():
+        if prefers_forward_mode(activation, directions):
+            try:
+                weights[name] = _forward_channel_weights(
+                    mu, name, activation, directions, create_graph, chunk_size
+                )
+            except RuntimeError:
+                pass
+    reverse = {n: a for n, a in activations.items() if n not in weights}
+    if reverse:
+        weights.update(
+            _reverse_channel_weights(mu, reverse, directions, create_graph, chunk_size)
+        )
+    return {name: weights[name] for name in activations}
 
 
 def _channel_major_weight(linear: nn.Linear, c: int, hw: int, differentiable: bool) -> Tensor:
@@ -216,11 +313,13 @@ def linear_head_channel_weights(
     linear: nn.Linear,
     directions: Tensor,
     create_graph: bool,
+    chunk_size: int | None = None,
 ) -> Tensor:
     """Eq. 1 through a ``pointwise -> Flatten -> Linear`` head: (B, R, C), see module doc.
 
     ``linear_input`` / ``linear_output`` are the tensors that entered and left ``linear`` in the
-    same forward pass as ``mu``; ``activation`` is the layer output ``A``.
+    same forward pass as ``mu``; ``activation`` is the layer output ``A``. The Jacobian of the
+    rest of the chain is taken ``chunk_size`` directions at a time.
     """
     b, c, h, w = activation.shape
     # Elementwise derivative of the pointwise chain, from the real forward graph.
@@ -238,9 +337,14 @@ def linear_head_channel_weights(
     reuse = not create_graph and mask.dtype == weight.dtype
     out = _v_buffer(linear, (c, b, weight.shape[-1]), weight) if reuse else None
     v = torch.bmm(mask, weight) if out is None else torch.bmm(mask, weight, out=out)
-    (jac,) = batched_vjp(mu, [linear_output], grad_outputs_for(directions, mu), create_graph)
-    if jac is None:
-        raise ConfigError(f"mu does not depend on the output of {linear}")
-    # alpha[b, r, k] = sum_j J[r, b, j] * V[k, b, j]: one (R x H1) @ (H1 x C) per image,
-    # reading V through strides instead of copying it.
-    return torch.bmm(jac.transpose(0, 1), v.permute(1, 2, 0))
+    step = rows_per_chunk(chunk_size, linear_output.numel())
+    parts = []
+    for start in range(0, directions.shape[-2], step):
+        rows = grad_outputs_for(directions[..., start : start + step, :], mu)
+        (jac,) = batched_vjp(mu, [linear_output], rows, create_graph)
+        if jac is None:
+            raise ConfigError(f"mu does not depend on the output of {linear}")
+        # alpha[b, r, k] = sum_j J[r, b, j] * V[k, b, j]: one (R x H1) @ (H1 x C) per image,
+        # reading V through strides instead of copying it.
+        parts.append(torch.bmm(jac.transpose(0, 1), v.permute(1, 2, 0)))
+    return torch.cat(parts, dim=1)

@@ -1,13 +1,16 @@
 """Grad-CAM attention maps on a VAE's latent space (Liu et al., CVPR 2020, Eq. 1-4).
 
 Works on any ``nn.Module`` and any encoder: ``encode(x)`` (or ``encode=`` a callable) may return
-``(mu, logvar)``, ``mu``, a dict with ``mu``/``loc`` or a ``torch.distributions`` object (see
-:mod:`vaecam.attention.encoding`); the latent size is read from ``mu``. All methods share one
-recipe: forward once while capturing the output ``A`` of each explained layer; get channel
+``(mu, logvar)``, ``mu``, a dict or output object (pythae, diffusers ``latent_dist``) or a
+``torch.distributions`` object (see :mod:`vaecam.attention.encoding`); the latent size is read
+from ``mu``, a spatial latent is flattened (:class:`LatentLayout` names its units). All methods
+share one recipe: forward once while capturing the output ``A`` of each explained layer; get channel
 weights ``alpha`` (Eq. 1) for one or more latent directions; combine ``act(sum_k alpha_k A_k)``
 (Eq. 2); optionally upsample to the input size and min-max normalise each map.
 
 * ``per_dimension``: one map per latent dimension ``M^i`` -> (B, D, H, W).
+  Directions are processed ``chunk_size`` at a time, so memory stays bounded for large latents;
+  maps have the activations' dtype (float64 stays float64, lower precisions give float32).
 * ``method1``: the mean of the per-dimension maps (Eq. 3) -> (B, H, W).
 * ``target_map``: the map of any scalar function of the latent code ``f(mu) -> (B,)`` (see
   :mod:`vaecam.attention.targets`) -> (B, H, W), with optional gradient RMS normalisation as in
@@ -41,6 +44,7 @@ from vaecam.attention.channel_gradients import (
     generic_channel_weights,
     layer_gradients,
     linear_head_channel_weights,
+    rows_per_chunk,
     uses_batch_statistics,
 )
 from vaecam.attention.encoding import Posterior, read_posterior
@@ -51,6 +55,7 @@ from vaecam.attention.fast_path import (
     structure_key,
 )
 from vaecam.attention.hooks import LayerCapture, LayerRef, resolve_layers
+from vaecam.attention.latent_layout import LatentLayout
 from vaecam.attention.latent_stats import LatentStats
 from vaecam.attention.targets import NormalDifference, PosteriorTarget, SumOfMeans, Target
 from vaecam.errors import ConfigError
@@ -167,6 +172,9 @@ class AttentionExplainer(Generic[MapsT]):
         activation_order: ``before`` upsampling (vaecam, Eq. 2 at the layer's resolution) or
             ``after-upsample`` (the authors' code); the same when ``upsample`` is off.
         encode: ``x -> posterior`` to use instead of ``model.encode``.
+        chunk_size: latent directions (or, in forward mode, channels) per gradient pass; None
+            picks it so one chunk's gradients take about 128 MiB. Smaller saves memory, larger
+            can be faster.
     """
 
     @overload
@@ -181,6 +189,7 @@ class AttentionExplainer(Generic[MapsT]):
         eval_mode: bool = ...,
         activation_order: ActivationOrder = ...,
         encode: Encode | None = ...,
+        chunk_size: int | None = ...,
     ) -> None: ...
 
     @overload
@@ -195,6 +204,7 @@ class AttentionExplainer(Generic[MapsT]):
         eval_mode: bool = ...,
         activation_order: ActivationOrder = ...,
         encode: Encode | None = ...,
+        chunk_size: int | None = ...,
     ) -> None: ...
 
     def __init__(
@@ -208,6 +218,7 @@ class AttentionExplainer(Generic[MapsT]):
         eval_mode: bool = True,
         activation_order: ActivationOrder = "before",
         encode: Encode | None = None,
+        chunk_size: int | None = None,
     ):
         own_encode = getattr(model, "encode", None)
         if not callable(encode if encode is not None else own_encode):
@@ -226,11 +237,26 @@ class AttentionExplainer(Generic[MapsT]):
         self.normalize = normalize
         self.fast_path = fast_path
         self.eval_mode = eval_mode
+        if chunk_size is not None:
+            rows_per_chunk(chunk_size, 1)  # a bad size fails here, not mid-computation
+        self.chunk_size = chunk_size
         self._encode = cast(Encode, encode if encode is not None else own_encode)
         # Fast-path verdicts hold for the model's own encode; a custom one gets its own record.
         self._verdicts = shared_verdicts(model) if encode is None else {}
 
     # ----------------------------------------------------------------------------- public API
+    def latent_layout(self, x: Tensor) -> LatentLayout:
+        """The per-image shape of the latent code for inputs like ``x`` (one forward, no grad).
+
+        Flat unit ``i`` of a spatial latent is ``layout.position(i)``; pass
+        ``layout.units(channel=c)`` or ``[layout.index(c, y, x)]`` as ``dims`` to explain a
+        channel or one position.
+        """
+        with torch.no_grad(), eval_mode(self.model, self.eval_mode):
+            layout = read_posterior(self._encode(self._check_input(x)[:1])).layout
+        assert layout is not None
+        return layout
+
     def per_dimension(
         self, x: Tensor, dims: Sequence[int] | None = None, differentiable: bool = False
     ) -> MapsT:
@@ -378,7 +404,8 @@ class AttentionExplainer(Generic[MapsT]):
                     weights[name] = found
         rest = {name: act for name, act in activations.items() if name not in weights}
         if rest:
-            weights.update(generic_channel_weights(mu, rest, directions, differentiable))
+            weights.update(generic_channel_weights(mu, rest, directions, differentiable,
+                                                   self.chunk_size))
         return weights
 
     def _shortcut_weights(
@@ -398,7 +425,8 @@ class AttentionExplainer(Generic[MapsT]):
 
         def shortcut(rows: Tensor) -> Tensor:
             return linear_head_channel_weights(
-                mu, activation, head_input, head_output, linear.linear, rows, differentiable
+                mu, activation, head_input, head_output, linear.linear, rows, differentiable,
+                self.chunk_size,
             )
 
         key = (name, structure, tuple(activation.shape[1:]))
@@ -438,18 +466,26 @@ class AttentionExplainer(Generic[MapsT]):
         reduce_mean: bool,
         differentiable: bool,
     ) -> Tensor:
-        """Eq. 2 (and Eq. 3 when ``reduce_mean``): (B, R or 1, H, W) maps from (B, R, C)."""
-        signed = torch.einsum("brk,bkhw->brhw", alpha.float(), activation.float())
-        if self.upsample and self.activation_order == "after-upsample":
-            maps = self.activation(_resize(signed, size))
-            if reduce_mean:
-                maps = maps.mean(dim=1, keepdim=True)
+        """Eq. 2 (and Eq. 3 when ``reduce_mean``): (B, R or 1, H, W) maps from (B, R, C).
+
+        For the mean, directions are combined a chunk at a time and summed, so the per-direction
+        maps of a large latent never exist all at once.
+        """
+        dtype = torch.promote_types(activation.dtype, torch.float32)
+        alpha, activation = alpha.to(dtype), activation.to(dtype)
+        after = self.upsample and self.activation_order == "after-upsample"
+        step = rows_per_chunk(self.chunk_size, activation[0].numel() * (4 if after else 1))
+        parts = []
+        for start in range(0, alpha.shape[1], step):
+            signed = torch.einsum("brk,bkhw->brhw", alpha[:, start : start + step], activation)
+            maps = self.activation(_resize(signed, size) if after else signed)
+            parts.append(maps.sum(dim=1, keepdim=True) if reduce_mean else maps)
+        if reduce_mean:
+            maps = torch.stack(parts).sum(dim=0) / alpha.shape[1]
         else:
-            maps = self.activation(signed)
-            if reduce_mean:
-                maps = maps.mean(dim=1, keepdim=True)
-            if self.upsample:
-                maps = _resize(maps, size)
+            maps = torch.cat(parts, dim=1)
+        if self.upsample and not after:
+            maps = _resize(maps, size)
         if self.normalize:
             lo = maps.amin(dim=(-2, -1), keepdim=True)
             hi = maps.amax(dim=(-2, -1), keepdim=True)
@@ -458,8 +494,14 @@ class AttentionExplainer(Generic[MapsT]):
 
 
 _CONSTRUCTOR_OPTIONS = (
-    "upsample", "normalize", "fast_path", "eval_mode", "activation_order", "encode"
+    "upsample", "normalize", "fast_path", "eval_mode", "activation_order", "encode", "chunk_size"
 )
+
+
+def split_options(options: dict[str, object]) -> tuple[dict[str, object], dict[str, object]]:
+    """(:class:`AttentionExplainer` settings, method arguments) of one mixed options dict."""
+    ctor = {k: v for k, v in options.items() if k in _CONSTRUCTOR_OPTIONS}
+    return ctor, {k: v for k, v in options.items() if k not in _CONSTRUCTOR_OPTIONS}
 
 
 def explain(
@@ -473,10 +515,10 @@ def explain(
     """One-call attention maps: ``explain(vae, images, "encoder.2", method="1")`` -> (B, H, W).
 
     ``options`` are :class:`AttentionExplainer` settings (``upsample``, ``normalize``,
-    ``fast_path``, ``eval_mode``, ``activation_order``, ``encode``) and method arguments
-    (``grad_norm``, ``stats``, ``target``, ...). A list of layers gives a dict by layer name.
+    ``fast_path``, ``eval_mode``, ``activation_order``, ``encode``, ``chunk_size``) and method
+    arguments (``grad_norm``, ``stats``, ``target``, ...). A list of layers gives a dict by layer
+    name.
     """
-    ctor = {k: v for k, v in options.items() if k in _CONSTRUCTOR_OPTIONS}
-    call = {k: v for k, v in options.items() if k not in _CONSTRUCTOR_OPTIONS}
+    ctor, call = split_options(options)
     explainer = AttentionExplainer(model, layer, activation=activation, **ctor)  # type: ignore[arg-type, call-overload]
     return explainer.explain(x, method, **call)

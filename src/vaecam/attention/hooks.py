@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from types import TracebackType
 
+import torch
 from torch import Tensor, nn
 
 from vaecam.errors import ConfigError
@@ -22,6 +23,29 @@ ForwardHook = Callable[[nn.Module, tuple, object], Tensor]
 def spatial_layer_names(model: nn.Module) -> list[str]:
     """Names of the convolution layers of ``model``: the usual targets for attention."""
     return [name for name, m in model.named_modules() if isinstance(m, nn.modules.conv._ConvNd)]
+
+
+def encoder_layer_names(model: nn.Module, x: Tensor,
+                        encode: Callable[[Tensor], object] | None = None) -> list[str]:
+    """Names of the convolutions that run in ``encode(x)`` (default ``model.encode``), in the
+    order they run: the encoder-side layers attention can explain (a VAE's decoder is left out).
+    """
+    encode = encode or getattr(model, "encode", None)
+    if not callable(encode):
+        raise ConfigError("the model has no encode(x) method; pass encode=callable")
+    ran: list[str] = []
+    handles = [
+        module.register_forward_hook(lambda m, i, o, name=name: ran.append(name))
+        for name, module in model.named_modules()
+        if isinstance(module, nn.modules.conv._ConvNd)
+    ]
+    try:
+        with torch.no_grad():
+            encode(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return list(dict.fromkeys(ran))
 
 
 def _unknown(model: nn.Module, what: str) -> ConfigError:

@@ -77,7 +77,8 @@ def _explain(args: argparse.Namespace) -> int:
 
     attention: dict[str, Any] = {"upsample": not args.no_upsample,
                                  "normalize": bool(args.normalize),
-                                 "activation_order": args.activation_order or "before"}
+                                 "activation_order": args.activation_order or "before",
+                                 "chunk_size": args.chunk}
     method = args.method or "1"
     if args.grad_norm:
         if method == "2":
@@ -89,6 +90,8 @@ def _explain(args: argparse.Namespace) -> int:
                           "(AttentionExplainer.normal_difference) or 'vaecam localize'")
     checkpoint = single_checkpoint(args.checkpoint)
     read_checkpoint(checkpoint)  # a bad checkpoint fails before --out is touched
+    if args.images is not None:
+        return _explain_images(args, checkpoint, method, attention)
     data = _data(vars(args))
     inputs = [checkpoint, *([data.root] if data.root else [])]
     with OutputFolder(args.out, "explain", inputs, overwrite=bool(args.overwrite)) as folder:
@@ -106,6 +109,24 @@ def _explain(args: argparse.Namespace) -> int:
         if health["collapsed"]:
             warn("the model's latent has collapsed (0 active units): mu does not depend on the "
                  "input, so these maps are not evidence about what it encodes")
+    return 0
+
+
+def _explain_images(args: argparse.Namespace, checkpoint: Path, method: str,
+                    attention: dict[str, Any]) -> int:
+    """``vaecam explain --images DIR``: one overlay and one raw map per image of the folder."""
+    from vaecam.experiments.explain_images import explain_folder, image_files
+    from vaecam.outputs import OutputFolder
+
+    image_files(args.images)  # an empty or missing folder fails before --out is touched
+    with OutputFolder(args.out, "explain", [checkpoint, args.images],
+                      overwrite=bool(args.overwrite)) as folder:
+        written = explain_folder(checkpoint, args.images, folder.path, method=method,
+                                 activation=args.activation or "relu", layer=args.layer,
+                                 batch_size=args.batch_size or 32,
+                                 progress=not args.no_progress, **attention)
+    print(f"{len(written['files']) // 2} images explained: an overlay (.png) and the raw map "
+          f"(.npy) each in {args.out}")
     return 0
 
 
@@ -161,16 +182,25 @@ def register(verbs: argparse._SubParsersAction, groups: dict[str, Any]) -> None:
     localize.set_defaults(handler=_localize)
 
     explain = verbs.add_parser(
-        "explain", help="attention maps of a trained MNIST model for chosen digits",
+        "explain", help="attention maps of a trained model for chosen MNIST digits or a folder "
+        "of your own images",
         description="Write PNG grids (input, reconstruction, attention overlay) and the raw maps "
-        "(.npz) of a trained one-class MNIST model for the chosen digits.")
+        "(.npz) of a trained one-class MNIST model for the chosen digits; with --images, an "
+        "overlay (PNG) and the raw map (.npy) per image of a folder, for any trained model.")
     option(explain, "--checkpoint", required=True,
-           help="a .ckpt from 'vaecam train mnist', or a run folder (its last checkpoint)")
+           help="a .ckpt from 'vaecam train', or a run folder (its last checkpoint)")
+    option(explain, "--images", help="a folder of images to explain instead of MNIST digits: "
+           "each is read in the model's channels, resized to its input size and written as "
+           "<name>.png (overlay) and <name>.npy (raw map)")
+    option(explain, "--batch-size", help="--images: images per batch (default 32)")
+    option(explain, "--no-progress", help="--images: hide the progress bar")
     option(explain, "--digits", default=[7, 9, 2, 4], help="digits to explain (default 7 9 2 4)")
     option(explain, "--n", default=6, help="images per digit (default 6)")
     option(explain, "--out", required=True, help="output folder")
     option(explain, "--overwrite", help="replace an earlier 'vaecam explain' result in --out")
     option(explain, "--seed", default=0, help="which images are drawn (default 0)")
+    option(explain, "--chunk", help="latent directions per gradient pass for method 1 "
+           "(default: sized to about 128 MiB of gradients); lower it to save memory")
     add_attention_options(explain)
     _add_data_options(explain)
     explain.set_defaults(handler=_explain)

@@ -294,6 +294,8 @@ OPTIONS: dict[str, Option] = {
     "tune_images": Option(integer(4)),
     "activation_order": Option(choice("before", "after-upsample")),
     "n": Option(integer(1)),
+    "chunk": Option(integer(1)),
+    "images": Option(path),
     # dSprites
     "model": Option(choice("factorvae", "ad-factorvae")),
     "models": Option(choice("factorvae", "ad-factorvae"), many=True),

@@ -118,7 +118,8 @@ def explain_digits(checkpoint: Path, digits: Sequence[int], out: Path, method: s
     explainer = AttentionExplainer(model, layer, activation=activation,
                                    upsample=attention.pop("upsample", True),
                                    normalize=attention.pop("normalize", False),
-                                   activation_order=attention.pop("activation_order", "before"))
+                                   activation_order=attention.pop("activation_order", "before"),
+                                   chunk_size=attention.pop("chunk_size", None))
     all_digits = (data or MNISTData()).load()
     gen = torch.Generator().manual_seed(seed)
     out.mkdir(parents=True, exist_ok=True)
