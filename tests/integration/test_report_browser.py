@@ -275,7 +275,8 @@ def test_committed_report_never_overflows_the_window_and_is_screenshot(browser, 
         .map(e => e.tagName + ': ' + (e.innerText || '').slice(0, 60))""")
     name = f"{html.parent.name}-{viewport['width']}px.png"
     shot = tmp_path / name
-    page.screenshot(path=str(shot), full_page=True)
+    # a full-page shot of a long report with embedded figures: slow on a loaded machine
+    page.screenshot(path=str(shot), full_page=True, timeout=120_000)
     copy = review_dir() / name
     shutil.copyfile(shot, copy)
     print(f"screenshot for review: {copy}")
