@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from vaecam.data.dsprites import DSpritesProcedural, GroundTruthData
+from vaecam.data.dsprites_procedural import DSpritesProcedural
+from vaecam.data.ground_truth import GroundTruthData
 from vaecam.metrics.disentanglement import (
     FACTORVAE_METRIC_PRESETS,
     factor_vae_metric,

@@ -8,15 +8,17 @@ import torch
 from torch.utils.data import DataLoader
 
 from vaecam.data import dsprites as ds
+from vaecam.data.dsprites_procedural import DSpritesProcedural
 from vaecam.errors import DataError
+from vaecam.viz.traversal import traversal_figure
 
 SIZES = (1, 3, 6, 40, 32, 32)
 NUM = 737_280
 
 
 @pytest.fixture(scope="module")
-def procedural() -> ds.DSpritesProcedural:
-    return ds.DSpritesProcedural()
+def procedural() -> DSpritesProcedural:
+    return DSpritesProcedural()
 
 
 def assert_one_line_data_error(excinfo: pytest.ExceptionInfo, *fragments: str) -> None:
@@ -76,7 +78,7 @@ def test_observations_are_binary_float_and_deterministic(procedural):
     factors, observations = procedural.sample(64, rng)
     assert observations.shape == (64, 1, 64, 64) and observations.dtype == np.float32
     assert set(np.unique(observations)) <= {0.0, 1.0}
-    again = ds.DSpritesProcedural().observations_from_factors(factors)
+    again = DSpritesProcedural().observations_from_factors(factors)
     assert np.array_equal(observations, again)
     # an image does not depend on the rest of its batch
     reversed_batch = procedural.observations_from_factors(factors[::-1])
@@ -117,11 +119,11 @@ def test_torch_dataset_and_loader(procedural):
 
 
 def test_load_dsprites_and_traversal_figure(procedural, tmp_path):
-    assert isinstance(ds.load_dsprites("procedural"), ds.DSpritesProcedural)
+    assert isinstance(ds.load_dsprites("procedural"), DSpritesProcedural)
     with pytest.raises(DataError) as excinfo:
         ds.load_dsprites(tmp_path / "missing.npz")
-    assert_one_line_data_error(excinfo, "not found", "python -m vaecam.data.dsprites download")
-    path = ds.traversal_figure(procedural, tmp_path / "figs" / "traversal.png")
+    assert_one_line_data_error(excinfo, "not found", "vaecam data download dsprites")
+    path = traversal_figure(procedural, tmp_path / "figs" / "traversal.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert path.stat().st_size < 200_000
 
@@ -196,38 +198,32 @@ def test_npz_loader_serves_images_by_factor(tmp_path, procedural):
     assert_one_line_data_error(excinfo, "latents_classes")
 
 
-def test_checksum_mismatch_raises(tmp_path):
-    path = tmp_path / "file.bin"
-    path.write_bytes(b"dsprites")
-    good = hashlib.sha256(b"dsprites").hexdigest()
-    ds.verify_sha256(path, good)
-    ds.verify_sha256(path, good.upper())
-    with pytest.raises(DataError) as excinfo:
-        ds.verify_sha256(path, "0" * 64)
-    assert_one_line_data_error(excinfo, "sha256", good, "0" * 64)
+def serve(monkeypatch, tmp_path, payload: bytes | None):
+    """Point the download at a local file holding ``payload`` (a missing file when None)."""
+    source = tmp_path / "served" / ds.DSPRITES_FILENAME
+    source.parent.mkdir(exist_ok=True)
+    if payload is not None:
+        source.write_bytes(payload)
+    monkeypatch.setattr(ds, "DSPRITES_URL", source.as_uri())
 
 
 def test_download_checks_digest_and_removes_bad_files(tmp_path, monkeypatch):
     payload = b"fake dsprites payload"
-
-    def fake_fetch(url, target):
-        assert url == ds.DSPRITES_URL
-        target.write_bytes(payload)
-
-    monkeypatch.setattr(ds, "_fetch", fake_fetch)
+    serve(monkeypatch, tmp_path, payload)
+    dest = tmp_path / "dest"
     with pytest.raises(DataError) as excinfo:
-        ds.download_dsprites(tmp_path)
-    assert_one_line_data_error(excinfo, "md5", ds.DSPRITES_MD5)
-    assert list(tmp_path.iterdir()) == []
+        ds.download_dsprites(dest)
+    assert_one_line_data_error(excinfo, "md5", ds.DSPRITES_MD5, "vaecam data download dsprites")
+    assert list(dest.iterdir()) == []
 
     monkeypatch.setattr(ds, "DSPRITES_MD5", hashlib.md5(payload).hexdigest())
     with pytest.raises(DataError) as excinfo:
-        ds.download_dsprites(tmp_path, sha256="f" * 64)
+        ds.download_dsprites(dest, sha256="f" * 64)
     assert_one_line_data_error(excinfo, "sha256")
-    assert list(tmp_path.iterdir()) == []
+    assert list(dest.iterdir()) == []
 
-    path = ds.download_dsprites(tmp_path, sha256=hashlib.sha256(payload).hexdigest())
-    assert path == tmp_path / ds.DSPRITES_FILENAME and path.read_bytes() == payload
+    path = ds.download_dsprites(dest, sha256=hashlib.sha256(payload).hexdigest())
+    assert path == dest / ds.DSPRITES_FILENAME and path.read_bytes() == payload
     mine = tmp_path / "mine"  # a file the user put there is checked, and kept when it fails
     mine.mkdir()
     (mine / ds.DSPRITES_FILENAME).write_bytes(b"the user's own copy")
@@ -237,12 +233,9 @@ def test_download_checks_digest_and_removes_bad_files(tmp_path, monkeypatch):
 
 
 def test_download_failure_is_a_data_error(tmp_path, monkeypatch):
-    def offline(url, target):
-        target.write_bytes(b"partial")
-        raise OSError("network is unreachable")
-
-    monkeypatch.setattr(ds, "_fetch", offline)
+    serve(monkeypatch, tmp_path, None)
+    dest = tmp_path / "dest"
     with pytest.raises(DataError) as excinfo:
-        ds.download_dsprites(tmp_path)
-    assert_one_line_data_error(excinfo, "could not download", "network is unreachable")
-    assert list(tmp_path.iterdir()) == []
+        ds.download_dsprites(dest)
+    assert_one_line_data_error(excinfo, "could not download", "download it by hand into")
+    assert list(dest.iterdir()) == []

@@ -9,7 +9,7 @@ import torch
 from torch.utils.data import Dataset, TensorDataset
 
 from vaecam.data import in_memory
-from vaecam.data.dsprites import DSpritesProcedural
+from vaecam.data.dsprites_procedural import DSpritesProcedural
 from vaecam.data.in_memory import (
     available_memory,
     dataset_bytes,

@@ -1,4 +1,4 @@
-"""``vaecam train dsprites``, ``vaecam score dsprites`` and ``vaecam sweep dsprites``."""
+"""``vaecam train|score|sweep dsprites`` and ``vaecam data traversal`` (the dSprites figure)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,8 @@ from vaecam.cli.common import (
 from vaecam.errors import ConfigError
 
 EXPERIMENT = "dsprites"
+# Fixed factors of the documentation's traversal figure: a large upright heart in the middle.
+TRAVERSAL_REFERENCE = (0, 2, 5, 0, 16, 16)
 
 
 def _add_data_option(parser: argparse.ArgumentParser, default_help: str) -> None:
@@ -147,6 +149,15 @@ def _sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def _traversal(args: argparse.Namespace) -> int:
+    from vaecam.data.dsprites import load_dsprites
+    from vaecam.viz.traversal import traversal_figure
+
+    data = load_dsprites(args.dsprites or "procedural")
+    print(f"dSprites factor traversal: {traversal_figure(data, args.out, TRAVERSAL_REFERENCE)}")
+    return 0
+
+
 def register(verbs: argparse._SubParsersAction, groups: dict[str, Any]) -> None:
     train = groups["train"].add_parser(
         "dsprites", help="train FactorVAE or AD-FactorVAE on dSprites",
@@ -194,3 +205,11 @@ def register(verbs: argparse._SubParsersAction, groups: dict[str, Any]) -> None:
     _add_metric_options(sweep)
     add_preset_options(sweep)
     sweep.set_defaults(handler=_sweep)
+
+    traversal = groups["data"].add_parser(
+        "traversal", help="draw the dSprites factor-traversal figure",
+        description="Draw one row per dSprites factor, its values along the row, every other "
+        f"factor fixed at {TRAVERSAL_REFERENCE} (a large upright heart in the middle).")
+    option(traversal, "--out", required=True, help="PNG file to write")
+    _add_data_option(traversal, "default procedural")
+    traversal.set_defaults(handler=_traversal)

@@ -1,60 +1,26 @@
-"""dSprites as a ground-truth dataset: the official file and a procedural, download-free renderer.
+"""The official dSprites file (Matthey et al. 2017): download, packed reader and the loader.
 
-A :class:`GroundTruthData` (the interface of disentanglement_lib / disent) knows its generative
-factors and renders observations from any factor combination; the disentanglement metrics need
-exactly that. Two implementations:
+:class:`DSpritesNPZ` reads the official ``dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz``. Its
+``imgs`` are 737,280 binary 64x64 images, 2.9 GB as uint8; numpy cannot memory-map a member of a
+(compressed) ``.npz``, so the member is decompressed in chunks and kept bit-packed along the last
+axis: 737280 x 64 x 8 bytes = 368 MB resident, never 2.9 GB.
 
-* :class:`DSpritesNPZ` reads the official ``dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz``
-  (Matthey et al. 2017). Its ``imgs`` are 737,280 binary 64x64 images, 2.9 GB as uint8; numpy
-  cannot memory-map a member of a (compressed) ``.npz``, so the member is decompressed in chunks
-  and kept bit-packed along the last axis: 737280 x 64 x 8 bytes = 368 MB resident, never 2.9 GB.
-* :class:`DSpritesProcedural` is *dSprites-like*: the same factors, sizes, values and index order,
-  rendered on the fly with numpy (about 0.4 ms per batch of 64), no download. It is not
-  pixel-identical to the official file:
-
-  - Outlines are our own: a square of side 15 px (circumradius 10.6 px), a 2:1 ellipse of
-    semi-axes 11 and 5.5 px and the algebraic heart ``(x^2+y^2-1)^3 - x^2 y^3 <= 0`` rescaled to
-    a circumradius of 11 px about its centroid, all at scale 1; scale multiplies every length
-    (0.5..1). The official sprites' exact outlines, aspect ratio, heart drawing and sizes are not
-    documented and were not measured here.
-  - Placement: the shape's centroid moves linearly from pixel 12.125 (pos 0) to 50.875 (pos 1),
-    1.25 px per step, in both axes (pixel centres at integer coordinates, posX -> column, posY ->
-    row with 0 at the top), so every shape at every scale and orientation keeps the two outer
-    pixel rows and columns empty. The 1/8 px offset keeps the axis-aligned square's edges off
-    pixel centres (see rasterisation). The official file's placement range, axis directions and
-    border behaviour are not documented; we did not reproduce them.
-  - Orientation rotates counter-clockwise (as displayed) about the centroid; at angle 0 the
-    square is axis-aligned, the ellipse's long axis horizontal, the heart upright. As in the
-    official file the 40 values are ``linspace(0, 2*pi, 40)``, so values 0 and 39 are the same
-    pose (here pixel-identical), and the square (period pi/2) and ellipse (period pi) only show
-    their orientation modulo their symmetry: many orientation values give (near-)duplicate
-    images in both datasets.
-  - Rasterisation: a pixel is on when its centre lies inside the shape (no anti-aliasing, binary
-    like the official images). Every outline is star-shaped about its centroid and scaled about
-    it, so pixel area never shrinks with scale; the placement grid above makes it grow strictly
-    for every combination (checked exhaustively by the tests). The official rasteriser is
-    unknown.
-  - Colour is a factor of size 1 (always white), kept for interface parity.
-
-Run ``python -m vaecam.data.dsprites download DIR`` to fetch the official file and
-``python -m vaecam.data.dsprites figure PATH`` to draw the factor-traversal figure.
+:func:`load_dsprites` returns it, or the download-free renderer
+:class:`~vaecam.data.dsprites_procedural.DSpritesProcedural`. ``vaecam data download dsprites
+--dest DIR`` fetches the official file (:func:`download_dsprites`).
 """
 
 from __future__ import annotations
 
-import argparse
-import hashlib
-import shutil
-import urllib.request
 import zipfile
-from abc import ABC, abstractmethod
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import torch
-from torch.utils.data import Dataset
 
+from vaecam.data.download import fetch, verify_checksum
+from vaecam.data.dsprites_factors import DSPRITES_FACTOR_NAMES, DSPRITES_FACTOR_SIZES
+from vaecam.data.dsprites_procedural import DSpritesProcedural
+from vaecam.data.ground_truth import GroundTruthData
 from vaecam.errors import DataError
 
 DSPRITES_FILENAME = "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz"
@@ -64,121 +30,9 @@ DSPRITES_URL = f"https://github.com/deepmind/dsprites-dataset/raw/master/{DSPRIT
 # offline, so the download is checked against it. Pass ``sha256=`` to also pin a SHA-256.
 DSPRITES_MD5 = "7da33b31b13a06f4b04a70402ce90c2e"
 
-DSPRITES_FACTOR_NAMES = ("color", "shape", "scale", "orientation", "posX", "posY")
-DSPRITES_FACTOR_SIZES = (1, 3, 6, 40, 32, 32)
-SHAPE_NAMES = ("square", "ellipse", "heart")
-# Reference factors of the documentation figure: a large upright heart in the middle.
-TRAVERSAL_REFERENCE = (0, 2, 5, 0, 16, 16)
-
-_DOWNLOAD_HINT = f"python -m vaecam.data.dsprites download DIR (fetches {DSPRITES_FILENAME})"
-
-
-class GroundTruthData(ABC):
-    """A dataset generated by discrete factors: every factor combination is one observation.
-
-    Flat indices enumerate combinations in C order over ``factor_sizes`` (last factor fastest),
-    the order of the official dSprites arrays.
-    """
-
-    factor_names: tuple[str, ...]
-    factor_sizes: tuple[int, ...]
-    observation_shape: tuple[int, ...] = (1, 64, 64)
-
-    @property
-    def num_factors(self) -> int:
-        return len(self.factor_sizes)
-
-    def __len__(self) -> int:
-        return int(np.prod(self.factor_sizes))
-
-    def sample_factors(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        """``n`` factor combinations drawn uniformly, int64 (n, num_factors)."""
-        return rng.integers(0, self.factor_sizes, size=(n, self.num_factors), dtype=np.int64)
-
-    @abstractmethod
-    def observations_from_factors(self, factors: np.ndarray) -> np.ndarray:
-        """Observations of factor rows (n, num_factors): float32 (n, *observation_shape), 0..1."""
-
-    def index_to_factors(self, index: int | np.ndarray) -> np.ndarray:
-        """Factor indices of flat index/indices: shape (num_factors,) or (n, num_factors)."""
-        return np.stack(np.unravel_index(index, self.factor_sizes), axis=-1).astype(np.int64)
-
-    def factors_to_index(self, factors: np.ndarray) -> np.ndarray:
-        """Flat index of factor rows (..., num_factors); inverse of :meth:`index_to_factors`."""
-        factors = np.asarray(factors, dtype=np.int64)
-        return np.ravel_multi_index(np.moveaxis(factors, -1, 0), self.factor_sizes)
-
-    def sample(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """``n`` random factor rows and their observations."""
-        factors = self.sample_factors(n, rng)
-        return factors, self.observations_from_factors(factors)
-
-    def torch_dataset(self, return_factors: bool = False) -> GroundTruthDataset:
-        """A torch ``Dataset`` over all combinations, for training."""
-        return GroundTruthDataset(self, return_factors)
-
-    def _check_factors(self, factors: np.ndarray) -> np.ndarray:
-        """Factor rows as int64 (n, num_factors); ValueError when out of range."""
-        factors = np.asarray(factors, dtype=np.int64)
-        if factors.ndim != 2 or factors.shape[1] != self.num_factors:
-            raise ValueError(f"factors must be (n, {self.num_factors}), got {factors.shape}")
-        if ((factors < 0) | (factors >= np.asarray(self.factor_sizes))).any():
-            raise ValueError(f"factor indices out of range for sizes {self.factor_sizes}")
-        return factors
-
-
-class GroundTruthDataset(Dataset):
-    """Item ``i`` is the observation at flat index ``i`` as a float tensor (with its factors).
-
-    ``__getitems__`` lets a ``DataLoader`` render a whole batch in one vectorised call.
-    """
-
-    def __init__(self, data: GroundTruthData, return_factors: bool = False):
-        self.data = data
-        self.return_factors = return_factors
-
-    def __len__(self) -> int:
-        return len(self.data)
-
-    def __getitem__(self, index: int):
-        return self.__getitems__([index])[0]
-
-    def __getitems__(self, indices: Sequence[int]) -> list:
-        factors = self.data.index_to_factors(np.asarray(indices, dtype=np.int64))
-        images = torch.from_numpy(self.data.observations_from_factors(factors))
-        if not self.return_factors:
-            return list(images)
-        return list(zip(images, torch.from_numpy(factors), strict=True))
-
-
-def file_digest(path: Path, algorithm: str) -> str:
-    """Hex digest of a file, read in 1 MiB blocks."""
-    digest = hashlib.new(algorithm)
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def verify_checksum(path: Path, expected: str, algorithm: str = "sha256") -> None:
-    """Raise :class:`DataError` unless the file's ``algorithm`` digest is ``expected``."""
-    actual = file_digest(path, algorithm)
-    if actual != expected.lower():
-        raise DataError(
-            f"{path} has {algorithm} {actual}, expected {expected}: the file is corrupt or not "
-            f"the official dSprites file; delete it and re-run: {_DOWNLOAD_HINT}"
-        )
-
-
-def verify_sha256(path: Path, expected: str) -> None:
-    """Raise :class:`DataError` unless the file's SHA-256 is ``expected``."""
-    verify_checksum(path, expected, "sha256")
-
-
-def _fetch(url: str, target: Path) -> None:
-    """Stream ``url`` into ``target``."""
-    with urllib.request.urlopen(url) as response, open(target, "wb") as handle:
-        shutil.copyfileobj(response, handle)
+_DOWNLOAD_HINT = f"vaecam data download dsprites --dest DIR (fetches {DSPRITES_FILENAME})"
+_NOT_OFFICIAL = (f"the file is corrupt or not the official dSprites file; delete it and re-run: "
+                 f"{_DOWNLOAD_HINT}")
 
 
 def download_dsprites(dest: Path, sha256: str | None = None) -> Path:
@@ -194,18 +48,12 @@ def download_dsprites(dest: Path, sha256: str | None = None) -> Path:
     downloaded = not target.exists()
     if downloaded:
         partial = target.with_suffix(".part")
-        try:
-            _fetch(DSPRITES_URL, partial)
-        except OSError as exc:
-            partial.unlink(missing_ok=True)
-            raise DataError(
-                f"could not download {DSPRITES_URL} ({exc}); download it by hand into {dest}"
-            ) from exc
+        fetch(DSPRITES_URL, partial, f"download it by hand into {dest}")
         partial.replace(target)
     try:
-        verify_checksum(target, DSPRITES_MD5, "md5")
+        verify_checksum(target, DSPRITES_MD5, "md5", _NOT_OFFICIAL)
         if sha256 is not None:
-            verify_sha256(target, sha256)
+            verify_checksum(target, sha256, "sha256", _NOT_OFFICIAL)
     except DataError:
         if downloaded:
             target.unlink()
@@ -290,151 +138,8 @@ class DSpritesNPZ(GroundTruthData):
         return images[:, None].astype(np.float32)
 
 
-class DSpritesProcedural(GroundTruthData):
-    """dSprites-like images rendered on demand; same factors and index order as the official file.
-
-    See the module docstring for how it differs from the official images. Rendering is
-    deterministic: the same factors always give the same pixels.
-    """
-
-    factor_names = DSPRITES_FACTOR_NAMES
-    factor_sizes = DSPRITES_FACTOR_SIZES
-
-    scales = np.linspace(0.5, 1.0, 6)
-    orientations = np.linspace(0.0, 2.0 * np.pi, 40)
-    positions = np.linspace(0.0, 1.0, 32)
-    radius = 11.0  # px at scale 1: every shape fits in a disc of this radius about its centroid
-    square_half_side = 7.5  # px at scale 1 (circumradius 10.6)
-    # Pixel coordinate of the centroid at position 0 and 1: a 1.25 px step, and an offset of 1/8 px
-    # that keeps every edge of the axis-aligned square (side 7.5..15 px) 1/8 px off pixel centres,
-    # so its area, like that of every other pose, grows strictly with scale.
-    centre_range = (12.125, 50.875)
-
-    # Pixels within ``radius`` of a centroid lie in a window of 2 * radius + 1 rows and columns.
-    _window = np.arange(2 * int(radius) + 1)
-    # Algebraic heart (x^2+y^2-1)^3 <= x^2 y^3: centroid at y=0.2935, circumradius about it 1.2933.
-    _heart_centroid_y = 0.2935
-    _heart_radius = 1.3
-
-    def observations_from_factors(self, factors: np.ndarray) -> np.ndarray:
-        return self.render(factors)[:, None].astype(np.float32)
-
-    def render(self, factors: np.ndarray) -> np.ndarray:
-        """Binary images (n, 64, 64) as bool for factor rows (n, 6).
-
-        Only the window around each centroid is evaluated, then pasted into an empty frame.
-        """
-        factors = self._check_factors(factors)
-        images = np.zeros((len(factors), 64, 64), dtype=bool)
-        for shape_id in range(len(SHAPE_NAMES)):
-            batch = np.flatnonzero(factors[:, 1] == shape_id)
-            if batch.size:
-                rows, columns, u, v = self._canonical_coordinates(factors[batch])
-                pixel = (batch[:, None] * 64 + rows)[:, :, None] * 64 + columns[:, None, :]
-                images.reshape(-1)[pixel] = self._inside(shape_id, u, v)
-        return images
-
-    def _canonical_coordinates(
-        self, factors: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Window pixel rows and columns (n, w) and their centres in each shape's frame (n, w, w).
-
-        The shape's frame is centred, unrotated and of circumradius 1: moving the sampling grid
-        instead of the shape keeps one inside test per shape.
-        """
-        low, high = self.centre_range
-        centre_x = low + self.positions[factors[:, 4]] * (high - low)
-        centre_y = low + self.positions[factors[:, 5]] * (high - low)
-        columns = np.ceil(centre_x - self.radius).astype(np.int64)[:, None] + self._window
-        rows = np.ceil(centre_y - self.radius).astype(np.int64)[:, None] + self._window
-        angle = np.mod(self.orientations[factors[:, 3]], 2.0 * np.pi)
-        inv_size = 1.0 / (self.radius * self.scales[factors[:, 2]])
-        cos = (np.cos(angle) * inv_size).astype(np.float32)[:, None]
-        sin = (np.sin(angle) * inv_size).astype(np.float32)[:, None]
-        dx = (columns - centre_x[:, None]).astype(np.float32)
-        dy = (centre_y[:, None] - rows).astype(np.float32)  # y points up
-        u = (cos * dx)[:, None, :] + (sin * dy)[:, :, None]
-        v = (cos * dy)[:, :, None] - (sin * dx)[:, None, :]
-        return rows, columns, u, v
-
-    def _inside(self, shape_id: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
-        """Inside test in canonical coordinates; each outline is star-shaped about the origin."""
-        if SHAPE_NAMES[shape_id] == "square":
-            return np.maximum(np.abs(u), np.abs(v)) <= np.float32(
-                self.square_half_side / self.radius
-            )
-        if SHAPE_NAMES[shape_id] == "ellipse":
-            return u * u + 4.0 * v * v <= 1.0
-        x = u * np.float32(self._heart_radius)
-        y = v * np.float32(self._heart_radius) + np.float32(self._heart_centroid_y)
-        x2 = x * x
-        r = x2 + y * y - 1.0
-        return r * r * r <= x2 * y * y * y
-
-
 def load_dsprites(source: str | Path = "procedural") -> GroundTruthData:
     """``"procedural"`` for :class:`DSpritesProcedural`, else a path to the official ``.npz``."""
     if str(source) == "procedural":
         return DSpritesProcedural()
     return DSpritesNPZ(Path(source))
-
-
-def traversal_figure(
-    data: GroundTruthData,
-    path: Path,
-    reference: Sequence[int] | None = None,
-    max_columns: int = 8,
-) -> Path:
-    """Save a grid: one row per non-constant factor, its values (evenly spaced) along columns.
-
-    Every other factor stays at ``reference`` (default: the middle value of each factor).
-    """
-    from matplotlib.figure import Figure  # lazily: loading data needs no plotting stack
-
-    reference = np.asarray(
-        [size // 2 for size in data.factor_sizes] if reference is None else reference, np.int64
-    )
-    varied = [i for i, size in enumerate(data.factor_sizes) if size > 1]
-    figure = Figure(figsize=(1.0 + 0.8 * max_columns, 0.85 * len(varied)))
-    axes = figure.subplots(len(varied), max_columns, squeeze=False)
-    for row, factor in enumerate(varied):
-        size = data.factor_sizes[factor]
-        values = np.unique(np.linspace(0, size - 1, min(size, max_columns)).round().astype(int))
-        factors = np.repeat(reference[None], len(values), axis=0)
-        factors[:, factor] = values
-        images = data.observations_from_factors(factors)[:, 0]
-        for column, ax in enumerate(axes[row]):
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if column < len(values):
-                ax.imshow(images[column], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-                ax.set_title(str(values[column]), fontsize=7, pad=2)
-            else:
-                ax.axis("off")
-        axes[row, 0].set_ylabel(data.factor_names[factor], fontsize=9)
-    figure.subplots_adjust(left=0.08, right=0.99, top=0.95, bottom=0.01, wspace=0.05, hspace=0.3)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=80)
-    return path
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    """``download DIR`` fetches the official file; ``figure PATH`` draws a factor traversal."""
-    parser = argparse.ArgumentParser(
-        prog="python -m vaecam.data.dsprites", description=main.__doc__
-    )
-    commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("download").add_argument("dest", type=Path)
-    figure = commands.add_parser("figure")
-    figure.add_argument("path", type=Path)
-    figure.add_argument("--source", default="procedural", help="'procedural' or the .npz path")
-    args = parser.parse_args(argv)
-    if args.command == "download":
-        print(download_dsprites(args.dest))
-    else:
-        print(traversal_figure(load_dsprites(args.source), args.path, TRAVERSAL_REFERENCE))
-
-
-if __name__ == "__main__":
-    main()

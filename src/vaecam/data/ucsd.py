@@ -16,12 +16,10 @@ full-resolution mask has a non-zero pixel.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 import tarfile
 import urllib.parse
-import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +29,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from vaecam.data.download import fetch
 from vaecam.data.images import image_size, is_image_file, read_image, read_mask
 from vaecam.errors import ConfigError, DataError
 
@@ -285,20 +284,7 @@ def download_ucsd(dest: Path, sha256: str | None = None, url: str = UCSD_URL) ->
     dest.mkdir(parents=True, exist_ok=True)
     archive = dest / Path(urllib.parse.urlparse(url).path).name
     part = archive.with_name(archive.name + ".part")
-    digest = hashlib.sha256()
-    try:
-        with urllib.request.urlopen(url, timeout=60) as response, part.open("wb") as out:
-            while chunk := response.read(1 << 20):
-                digest.update(chunk)
-                out.write(chunk)
-    except (OSError, ValueError) as exc:
-        part.unlink(missing_ok=True)
-        reason = " ".join(str(exc).split())
-        raise DataError(
-            f"could not download {url} ({reason}); download it from {UCSD_PAGE} "
-            f"and unpack it into {dest}"
-        ) from exc
-    computed = digest.hexdigest()
+    computed = fetch(url, part, f"download it from {UCSD_PAGE} and unpack it into {dest}")
     if sha256 is None:
         logger.warning(
             "UCSD archive %s not verified; its SHA-256 is %s (pass it to check later downloads)",

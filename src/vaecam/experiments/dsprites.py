@@ -32,7 +32,8 @@ import torch
 import torch.nn.functional as F
 
 from vaecam.configs import estimates
-from vaecam.data.dsprites import GroundTruthData, load_dsprites
+from vaecam.data.dsprites import load_dsprites
+from vaecam.data.ground_truth import GroundTruthData
 from vaecam.errors import ConfigError
 from vaecam.metrics.disentanglement import (
     FACTORVAE_METRIC_PRESETS,

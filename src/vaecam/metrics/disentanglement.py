@@ -23,7 +23,7 @@ import torch
 from sklearn.metrics import mutual_info_score
 from tqdm.auto import tqdm
 
-from vaecam.data.dsprites import GroundTruthData
+from vaecam.data.ground_truth import GroundTruthData
 
 RepresentationFn = Callable[[np.ndarray], np.ndarray]
 

@@ -29,7 +29,7 @@ import torch
 from torch import Tensor
 
 from vaecam.attention import AttentionExplainer
-from vaecam.data.dsprites import GroundTruthData
+from vaecam.data.ground_truth import GroundTruthData
 from vaecam.errors import ConfigError
 from vaecam.losses.ad import AGGREGATIONS, ad_loss, select_pairs
 from vaecam.losses.factorvae import discriminator_loss, total_correlation
