@@ -37,7 +37,7 @@ from vaecam.metrics.disentanglement import (
     factor_vae_metric,
     torch_representation,
 )
-from vaecam.training.factorvae_module import FactorVAEModule
+from vaecam.training.factorvae_module import ADLossSettings, FactorVAEModule
 
 
 class StepTimer(L.Callback):
@@ -66,7 +66,8 @@ def step_times(variants: list[str], images: torch.Tensor, batch: int, warmup: in
     for _ in range(rounds):
         for variant in variants:
             L.seed_everything(0, verbose=False)
-            module = FactorVAEModule({"latent_dim": 32}, variant=variant, gamma=40.0, lambda_ad=1.0)
+            module = FactorVAEModule({"latent_dim": 32}, variant=variant, gamma=40.0,
+                                     ad=ADLossSettings(lambda_ad=1.0))
             timer = StepTimer()
             trainer = L.Trainer(max_steps=warmup + steps, accelerator="cpu", logger=False,
                                 enable_checkpointing=False, enable_progress_bar=False,

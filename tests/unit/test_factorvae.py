@@ -16,7 +16,12 @@ from vaecam.losses.factorvae import discriminator_loss, permute_dims, total_corr
 from vaecam.models import build_model
 from vaecam.models.factorvae import Discriminator, FactorVAE
 from vaecam.training.checkpoints import load_model
-from vaecam.training.factorvae_module import FactorVAEModule
+from vaecam.training.factorvae_module import (
+    ADLossSettings,
+    FactorVAEModule,
+    OptimiserSettings,
+    ScoreSettings,
+)
 from vaecam.training.trainer import TrainConfig, fit
 
 
@@ -114,11 +119,14 @@ def test_module_validates_options() -> None:
     with pytest.raises(ConfigError, match="gamma"):
         FactorVAEModule({"latent_dim": 4}, gamma=-1.0)
     with pytest.raises(ConfigError, match="lambda"):
-        FactorVAEModule({"latent_dim": 4}, variant="ad-factorvae", lambda_ad=-0.5)
+        FactorVAEModule({"latent_dim": 4}, variant="ad-factorvae",
+                        ad=ADLossSettings(lambda_ad=-0.5))
     with pytest.raises(ConfigError, match="pairs"):
-        FactorVAEModule({"latent_dim": 4}, variant="ad-factorvae", ad_pairs=7)
+        FactorVAEModule({"latent_dim": 4}, variant="ad-factorvae",
+                        ad=ADLossSettings(ad_pairs=7))
     with pytest.raises(ConfigError, match="layer"):
-        FactorVAEModule({"latent_dim": 4}, variant="ad-factorvae", ad_layer="encoder.99")
+        FactorVAEModule({"latent_dim": 4}, variant="ad-factorvae",
+                        ad=ADLossSettings(ad_layer="encoder.99"))
     with pytest.raises(ConfigError, match="model"):
         FactorVAEModule({"latent_dim": 4}, variant="beta-vae")
 
@@ -145,3 +153,89 @@ def test_resume_is_exact_and_checkpoint_loads_vae(tmp_path: Path) -> None:
     model, meta = load_model(straight, expected="factorvae")
     assert isinstance(model, FactorVAE) and meta["variant"] == "ad-factorvae"
     assert meta["gamma"] == 10.0 and meta["ad"]["layer"] == "encoder.6"
+
+
+def test_settings_validate_with_one_line_errors() -> None:
+    with pytest.raises(ConfigError, match="AD activation"):
+        ADLossSettings(ad_activation="tanh")
+    with pytest.raises(ConfigError, match="AD aggregation"):
+        ADLossSettings(ad_aggregation="max")
+    with pytest.raises(ConfigError, match="score_every must be >= 0"):
+        ScoreSettings(score_every=-1)
+    with pytest.raises(ConfigError, match="needs the ground-truth data"):
+        ScoreSettings(score_every=2)
+    with pytest.raises(AttributeError):  # frozen
+        OptimiserSettings().lr = 1.0  # type: ignore[misc]
+
+
+# The hyperparameters a checkpoint stored when every setting was a constructor argument of its
+# own: the layout that checkpoints and run identities (train_config.json) keep.
+FLAT_HPARAMS = {
+    "model_config": {"latent_dim": 4}, "variant": "ad-factorvae", "gamma": 10.0,
+    "lambda_ad": 2.5, "ad_layer": "encoder.4", "ad_activation": "abs", "ad_pairs": 3,
+    "ad_aggregation": "sum", "lr": 1e-3, "betas": (0.8, 0.99), "d_lr": 2e-4,
+    "d_betas": (0.4, 0.8), "seed": 5, "score_every": 4,
+    "score_sizes": {"batch_size": 8, "num_train": 6, "num_eval": 4, "num_variance_estimate": 64},
+}
+
+
+def _grouped_module(score_data=None) -> FactorVAEModule:
+    h = FLAT_HPARAMS
+    return FactorVAEModule(
+        h["model_config"], variant=h["variant"], gamma=h["gamma"],
+        ad=ADLossSettings(lambda_ad=h["lambda_ad"], ad_layer=h["ad_layer"],
+                          ad_activation=h["ad_activation"], ad_pairs=h["ad_pairs"],
+                          ad_aggregation=h["ad_aggregation"]),
+        optimisers=OptimiserSettings(lr=h["lr"], betas=h["betas"], d_lr=h["d_lr"],
+                                     d_betas=h["d_betas"]),
+        seed=h["seed"],
+        scoring=ScoreSettings(score_every=h["score_every"], score_sizes=h["score_sizes"],
+                              score_data=score_data),
+    )
+
+
+def test_grouped_settings_save_the_flat_hparams_layout() -> None:
+    from vaecam.data.dsprites_procedural import DSpritesProcedural
+
+    module = _grouped_module(DSpritesProcedural())
+    assert list(module.hparams) == list(FLAT_HPARAMS)  # same keys, same order
+    assert dict(module.hparams) == FLAT_HPARAMS
+    defaults = FactorVAEModule({"latent_dim": 4})
+    assert dict(defaults.hparams) == {
+        "model_config": {"latent_dim": 4}, "variant": "factorvae", "gamma": 40.0,
+        "lambda_ad": 1.0, "ad_layer": None, "ad_activation": "relu", "ad_pairs": "all",
+        "ad_aggregation": "mean", "lr": 1e-4, "betas": (0.9, 0.999), "d_lr": 1e-4,
+        "d_betas": (0.5, 0.9), "seed": 0, "score_every": 0, "score_sizes": None}
+
+
+def test_checkpoint_with_the_old_flat_hparams_loads(tmp_path: Path) -> None:
+    from vaecam.data.dsprites_procedural import DSpritesProcedural
+    from vaecam.training.checkpoints import vaecam_metadata
+
+    trained = _grouped_module(DSpritesProcedural())
+    with torch.no_grad():  # weights that differ from a fresh module of the same seed
+        for parameter in trained.parameters():
+            parameter.add_(0.5)
+    path = tmp_path / "old.ckpt"
+    torch.save({"state_dict": trained.state_dict(), "hyper_parameters": dict(FLAT_HPARAMS),
+                "hparams_name": "kwargs", "global_step": 7,
+                "vaecam": vaecam_metadata(trained.model, **trained.metadata(), dsprites="x.npz")},
+               path)
+
+    loaded = FactorVAEModule.load_from_checkpoint(path)
+    assert loaded.variant == "ad-factorvae" and loaded.gamma == 10.0 and loaded.seed == 5
+    assert loaded.ad == ADLossSettings(2.5, "encoder.4", "abs", 3, "sum")
+    assert loaded.explainer is not None and loaded.explainer.layer_name == "encoder.4"
+    assert loaded.optimisers == OptimiserSettings(1e-3, (0.8, 0.99), 2e-4, (0.4, 0.8))
+    vae_opt, d_opt = loaded.configure_optimizers()
+    assert vae_opt.defaults["lr"] == 1e-3 and vae_opt.defaults["betas"] == (0.8, 0.99)
+    assert d_opt.defaults["lr"] == 2e-4 and d_opt.defaults["betas"] == (0.4, 0.8)
+    assert loaded.scoring.score_every == 0  # no data to score on was given
+    assert loaded.score_sizes == FLAT_HPARAMS["score_sizes"]
+    assert loaded.extra_metadata == {"dsprites": "x.npz"}
+    for key, value in trained.state_dict().items():
+        torch.testing.assert_close(loaded.state_dict()[key], value, msg=key)
+
+    data = DSpritesProcedural()
+    scored = FactorVAEModule.load_from_checkpoint(path, score_data=data)
+    assert scored.scoring.score_every == 4 and scored.scoring.score_data is data

@@ -48,7 +48,13 @@ from vaecam.report.document import format_duration, interval, mean_std
 from vaecam.report.references import DSPRITES_FACTORVAE_SCORE
 from vaecam.report.tables import fmt, markdown_table, write_json
 from vaecam.training.checkpoints import load_model, read_checkpoint
-from vaecam.training.factorvae_module import DEFAULT_SCORE_SIZES, FactorVAEModule
+from vaecam.training.factorvae_module import (
+    DEFAULT_SCORE_SIZES,
+    ADLossSettings,
+    FactorVAEModule,
+    OptimiserSettings,
+    ScoreSettings,
+)
 from vaecam.training.run_folder import identity_differences, read_run_record
 from vaecam.training.trainer import TrainConfig, fit, last_checkpoint, run_identity
 from vaecam.viz.scatter import disentanglement_scatter
@@ -128,17 +134,20 @@ def build_module(config: DSpritesConfig, seed: int, data: GroundTruthData | None
         {"latent_dim": config.latent_dim, "init": config.init},
         variant=config.model,
         gamma=config.gamma,
-        lambda_ad=config.lambda_ad,
-        ad_layer=config.ad_layer,
-        ad_activation=config.ad_activation,
-        ad_pairs=config.ad_pairs,
-        ad_aggregation=config.ad_aggregation,
-        lr=config.lr,
-        d_lr=config.d_lr,
+        ad=ADLossSettings(
+            lambda_ad=config.lambda_ad,
+            ad_layer=config.ad_layer,
+            ad_activation=config.ad_activation,
+            ad_pairs=config.ad_pairs,
+            ad_aggregation=config.ad_aggregation,
+        ),
+        optimisers=OptimiserSettings(lr=config.lr, d_lr=config.d_lr),
         seed=seed,
-        score_every=config.score_every if data is not None else 0,
-        score_sizes=config.score_sizes,
-        score_data=data,
+        scoring=ScoreSettings(
+            score_every=config.score_every if data is not None else 0,
+            score_sizes=config.score_sizes,
+            score_data=data,
+        ),
         extra_metadata={"dsprites": str(config.dsprites)},
     )
 

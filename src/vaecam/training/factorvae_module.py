@@ -22,6 +22,10 @@ refused (``32-true``, ``bf16-mixed`` and the ``-true`` precisions need no scaler
 
 from __future__ import annotations
 
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import lightning as L
@@ -36,7 +40,7 @@ from vaecam.losses.factorvae import discriminator_loss, total_correlation
 from vaecam.metrics.disentanglement import factor_vae_metric, torch_representation
 from vaecam.models import build_model
 from vaecam.models.factorvae import Discriminator, FactorVAE
-from vaecam.training.checkpoints import vaecam_metadata
+from vaecam.training.checkpoints import read_checkpoint, vaecam_metadata
 from vaecam.training.module import batch_images, check_finite, seeded_init, step_generator
 
 VARIANTS = ("factorvae", "ad-factorvae")
@@ -46,6 +50,73 @@ DEFAULT_SCORE_SIZES = {"batch_size": 64, "num_train": 100, "num_eval": 50,
                        "num_variance_estimate": 1000}
 
 
+@dataclass(frozen=True)
+class ADLossSettings:
+    """The attention disentanglement loss of AD-FactorVAE (ignored by plain FactorVAE).
+
+    Args:
+        lambda_ad: weight of the AD loss (>= 0).
+        ad_layer: attention layer (default: the model's last conv, ``encoder.6``).
+        ad_activation: ``relu`` (paper; better in the reproduction) or ``abs``.
+        ad_pairs: ``all`` latent pairs or a number of random distinct pairs per step.
+        ad_aggregation: ``mean`` or ``sum`` over pairs.
+    """
+
+    lambda_ad: float = 1.0
+    ad_layer: str | None = None
+    ad_activation: str = "relu"
+    ad_pairs: str | int = "all"
+    ad_aggregation: str = "mean"
+
+    def __post_init__(self) -> None:
+        if not self.lambda_ad >= 0:
+            raise ConfigError(f"lambda must be >= 0 (the AD loss weight), not {self.lambda_ad}")
+        if self.ad_activation not in AD_ACTIVATIONS:
+            raise ConfigError(f"AD activation must be one of {', '.join(AD_ACTIVATIONS)}, "
+                              f"not '{self.ad_activation}'")
+        if self.ad_aggregation not in AGGREGATIONS:
+            raise ConfigError(f"AD aggregation must be one of {', '.join(AGGREGATIONS)}, "
+                              f"not '{self.ad_aggregation}'")
+
+
+@dataclass(frozen=True)
+class OptimiserSettings:
+    """The two Adam optimisers: ``lr``, ``betas`` of the VAE; ``d_lr``, ``d_betas`` of the
+    TC discriminator (Kim & Mnih's values by default)."""
+
+    lr: float = 1e-4
+    betas: tuple[float, float] = (0.9, 0.999)
+    d_lr: float = 1e-4
+    d_betas: tuple[float, float] = (0.5, 0.9)
+
+
+@dataclass(frozen=True)
+class ScoreSettings:
+    """The FactorVAE metric logged during training as ``metric/factorvae``.
+
+    Args:
+        score_every: score every this many steps (0: off).
+        score_sizes: FactorVAE metric sizes (default :data:`DEFAULT_SCORE_SIZES`).
+        score_data: the ground-truth data to score on; needed when ``score_every`` > 0.
+    """
+
+    score_every: int = 0
+    score_sizes: Mapping[str, int] | None = None
+    score_data: GroundTruthData | None = None
+
+    def __post_init__(self) -> None:
+        if self.score_every < 0:
+            raise ConfigError(f"score_every must be >= 0 (0 disables), not {self.score_every}")
+        if self.score_every and self.score_data is None:
+            raise ConfigError("score_every needs the ground-truth data to score on")
+
+
+def _fields(settings: Any, skip: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A settings dataclass as its field values, by name (not copied, unlike ``asdict``)."""
+    return {f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)
+            if f.name not in skip}
+
+
 class FactorVAEModule(L.LightningModule):
     """Trains a ``factorvae`` VAE with a TC discriminator, optionally with the AD loss.
 
@@ -53,14 +124,15 @@ class FactorVAEModule(L.LightningModule):
         model_config: keyword arguments of ``build_model("factorvae", ...)``.
         variant: ``factorvae`` or ``ad-factorvae``.
         gamma: weight of the TC penalty (Kim & Mnih use 40 on dSprites).
-        lambda_ad: weight of the AD loss (``ad-factorvae`` only).
-        ad_layer: attention layer (default: the model's last conv, ``encoder.6``).
-        ad_activation: ``relu`` (paper; better in the reproduction) or ``abs``.
-        ad_pairs: ``all`` latent pairs or a number of random distinct pairs per step.
-        ad_aggregation: ``mean`` or ``sum`` over pairs.
-        lr, betas: Adam of the VAE; d_lr, d_betas: Adam of the discriminator.
-        score_every: log ``metric/factorvae`` every this many steps on ``score_data`` (0: off).
-        score_sizes: FactorVAE metric sizes of that periodic score.
+        ad: the AD loss (``ad-factorvae`` only).
+        optimisers: Adam settings of the VAE and the discriminator.
+        seed: seed of the initial weights and of every step's randomness.
+        scoring: the periodic FactorVAE metric during training.
+        extra_metadata: more entries for the checkpoint's ``vaecam`` metadata.
+
+    The hyperparameters saved in checkpoints (and the run identity built from them) keep the flat
+    layout of the settings' field names, ``model_config``, ``variant``, ``gamma``, ``seed``;
+    :meth:`from_hparams` rebuilds a module from it.
     """
 
     def __init__(
@@ -68,26 +140,27 @@ class FactorVAEModule(L.LightningModule):
         model_config: dict[str, Any],
         variant: str = "factorvae",
         gamma: float = 40.0,
-        lambda_ad: float = 1.0,
-        ad_layer: str | None = None,
-        ad_activation: str = "relu",
-        ad_pairs: str | int = "all",
-        ad_aggregation: str = "mean",
-        lr: float = 1e-4,
-        betas: tuple[float, float] = (0.9, 0.999),
-        d_lr: float = 1e-4,
-        d_betas: tuple[float, float] = (0.5, 0.9),
+        ad: ADLossSettings | None = None,
+        optimisers: OptimiserSettings | None = None,
         seed: int = 0,
-        score_every: int = 0,
-        score_sizes: dict[str, int] | None = None,
-        score_data: GroundTruthData | None = None,
+        scoring: ScoreSettings | None = None,
         extra_metadata: dict[str, Any] | None = None,
     ):
         super().__init__()
-        _validate(variant, gamma, lambda_ad, ad_activation, ad_aggregation, score_every)
-        if score_every and score_data is None:
-            raise ConfigError("score_every needs the ground-truth data to score on")
-        self.save_hyperparameters(ignore=["score_data", "extra_metadata"])
+        if variant not in VARIANTS:
+            raise ConfigError(f"unknown model '{variant}'; choose one of: {', '.join(VARIANTS)}")
+        if not gamma >= 0:
+            raise ConfigError(f"gamma must be >= 0 (the TC weight), not {gamma}")
+        self.ad = ad or ADLossSettings()
+        self.optimisers = optimisers or OptimiserSettings()
+        self.scoring = scoring or ScoreSettings()
+        self.save_hyperparameters({
+            "model_config": model_config, "variant": variant, "gamma": gamma,
+            **_fields(self.ad), **_fields(self.optimisers), "seed": seed,
+            **_fields(self.scoring, skip=("score_data",)),
+        })
+        # The name Lightning gave hyperparameters saved from keyword arguments, as before.
+        self._hparams_name = "kwargs"
         self.automatic_optimization = False
         with seeded_init(seed):
             self.model: FactorVAE = build_model("factorvae", **model_config)  # type: ignore[assignment]
@@ -95,24 +168,62 @@ class FactorVAEModule(L.LightningModule):
             self.discriminator = Discriminator(self.model.latent_dim, init=init)
         self.variant = variant
         self.gamma = float(gamma)
-        self.lambda_ad = float(lambda_ad)
-        self.ad_pairs = ad_pairs
-        self.ad_aggregation = ad_aggregation
+        self.lambda_ad = float(self.ad.lambda_ad)
         self.explainer: AttentionExplainer | None = None
         if variant == "ad-factorvae":
-            select_pairs(self.model.latent_dim, ad_pairs)  # validates the pair option
+            select_pairs(self.model.latent_dim, self.ad.ad_pairs)  # validates the pair option
             self.explainer = AttentionExplainer(
                 self.model,
-                ad_layer or self.model.default_layer,
-                activation=ad_activation,
+                self.ad.ad_layer or self.model.default_layer,
+                activation=self.ad.ad_activation,
                 upsample=False,
                 eval_mode=False,
             )
         self.seed = seed
-        self.score_every = int(score_every)
-        self.score_sizes = dict(score_sizes or DEFAULT_SCORE_SIZES)
-        self.score_data = score_data
+        self.score_sizes = dict(self.scoring.score_sizes or DEFAULT_SCORE_SIZES)
         self.extra_metadata = dict(extra_metadata or {})
+
+    @classmethod
+    def from_hparams(cls, hparams: Mapping[str, Any], score_data: GroundTruthData | None = None,
+                     extra_metadata: dict[str, Any] | None = None) -> FactorVAEModule:
+        """A module from the flat hyperparameters stored in a checkpoint (any vaecam version).
+
+        Missing entries take their defaults; ``score_data`` is not stored, so without it the
+        periodic score is off.
+        """
+        def pick(settings: type) -> dict[str, Any]:
+            return {f.name: hparams[f.name] for f in dataclasses.fields(settings)
+                    if f.name in hparams}
+
+        scoring = pick(ScoreSettings)
+        if score_data is None:
+            scoring["score_every"] = 0
+        return cls(
+            hparams["model_config"],
+            **{k: hparams[k] for k in ("variant", "gamma", "seed") if k in hparams},
+            ad=ADLossSettings(**pick(ADLossSettings)),
+            optimisers=OptimiserSettings(**pick(OptimiserSettings)),
+            scoring=ScoreSettings(**scoring, score_data=score_data),
+            extra_metadata=extra_metadata,
+        )
+
+    @classmethod
+    def load_from_checkpoint(  # type: ignore[override]
+        cls, checkpoint_path: str | os.PathLike[str], score_data: GroundTruthData | None = None,
+        **_: Any,
+    ) -> FactorVAEModule:
+        """The module of a checkpoint: settings from its hyperparameters, then its weights.
+
+        Lightning's own loader would pass the flat hyperparameters to the constructor by name,
+        where the grouped settings no longer match them.
+        """
+        ckpt = read_checkpoint(checkpoint_path)
+        meta = ckpt["vaecam"]
+        known = {"format", "model", "config", "variant", "gamma", "lambda", "ad", "seed"}
+        module = cls.from_hparams(ckpt.get("hyper_parameters", {}), score_data,
+                                  {k: v for k, v in meta.items() if k not in known})
+        module.load_state_dict(ckpt["state_dict"])
+        return module
 
     def on_fit_start(self) -> None:
         if self.trainer.precision == "16-mixed":
@@ -138,7 +249,7 @@ class FactorVAEModule(L.LightningModule):
             logs = {"train/recon": terms.recon, "train/kl": terms.kl, "train/tc": tc}
             if self.explainer is not None:
                 maps = self.explainer.per_dimension(x, differentiable=True)
-                ad = ad_loss(maps, self.ad_pairs, self.ad_aggregation, gen)
+                ad = ad_loss(maps, self.ad.ad_pairs, self.ad.ad_aggregation, gen)
                 loss = loss + self.lambda_ad * ad
                 logs["train/ad"] = ad
             check_finite(loss, step)
@@ -166,12 +277,13 @@ class FactorVAEModule(L.LightningModule):
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         """Every ``score_every`` steps: FactorVAE metric on the ground-truth data (rank 0)."""
-        if not self.score_every or self.global_step % self.score_every:
+        every = self.scoring.score_every
+        if not every or self.global_step % every:
             return
-        if not self.trainer.is_global_zero or self.score_data is None:
+        if not self.trainer.is_global_zero or self.scoring.score_data is None:
             return
         result = factor_vae_metric(
-            self.score_data,
+            self.scoring.score_data,
             torch_representation(self.model, self.device),
             seed=self.seed,
             **self.score_sizes,
@@ -185,19 +297,19 @@ class FactorVAEModule(L.LightningModule):
                  prog_bar=True, logger=False)
 
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
-        hp = self.hparams
+        opt = self.optimisers
         return [
-            torch.optim.Adam(self.model.parameters(), lr=hp.lr, betas=tuple(hp.betas)),
-            torch.optim.Adam(self.discriminator.parameters(), lr=hp.d_lr, betas=tuple(hp.d_betas)),
+            torch.optim.Adam(self.model.parameters(), lr=opt.lr, betas=tuple(opt.betas)),
+            torch.optim.Adam(self.discriminator.parameters(), lr=opt.d_lr,
+                             betas=tuple(opt.d_betas)),
         ]
 
     def metadata(self) -> dict[str, Any]:
         """Training settings stored beside the model configuration in checkpoints."""
-        hp = self.hparams
         ad = None
         if self.explainer is not None:
-            ad = {"layer": self.explainer.layer_name, "activation": hp.ad_activation,
-                  "pairs": hp.ad_pairs, "aggregation": hp.ad_aggregation}
+            ad = {"layer": self.explainer.layer_name, "activation": self.ad.ad_activation,
+                  "pairs": self.ad.ad_pairs, "aggregation": self.ad.ad_aggregation}
         return {
             "variant": self.variant,
             "gamma": self.gamma,
@@ -210,29 +322,3 @@ class FactorVAEModule(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["vaecam"] = vaecam_metadata(self.model, **self.metadata())
 
-
-def _validate(
-    variant: str,
-    gamma: float,
-    lambda_ad: float,
-    ad_activation: str,
-    ad_aggregation: str,
-    score_every: int,
-) -> None:
-    """One-line errors for impossible options."""
-    if variant not in VARIANTS:
-        raise ConfigError(f"unknown model '{variant}'; choose one of: {', '.join(VARIANTS)}")
-    if not gamma >= 0:
-        raise ConfigError(f"gamma must be >= 0 (the TC weight), not {gamma}")
-    if not lambda_ad >= 0:
-        raise ConfigError(f"lambda must be >= 0 (the AD loss weight), not {lambda_ad}")
-    if ad_activation not in AD_ACTIVATIONS:
-        raise ConfigError(
-            f"AD activation must be one of {', '.join(AD_ACTIVATIONS)}, not '{ad_activation}'"
-        )
-    if ad_aggregation not in AGGREGATIONS:
-        raise ConfigError(
-            f"AD aggregation must be one of {', '.join(AGGREGATIONS)}, not '{ad_aggregation}'"
-        )
-    if score_every < 0:
-        raise ConfigError(f"score_every must be >= 0 (0 disables), not {score_every}")
