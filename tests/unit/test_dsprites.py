@@ -239,3 +239,16 @@ def test_download_failure_is_a_data_error(tmp_path, monkeypatch):
         ds.download_dsprites(dest)
     assert_one_line_data_error(excinfo, "could not download", "download it by hand into")
     assert list(dest.iterdir()) == []
+
+
+def test_traversal_command_writes_the_figure_or_one_error_line(tmp_path, capsys):
+    from vaecam.cli import main
+
+    path = tmp_path / "traversal.png"
+    assert main(["data", "traversal", "--out", str(path)]) == 0
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert str(path) in capsys.readouterr().out
+    assert main(["data", "traversal", "--out", str(path), "--dsprites",
+                 str(tmp_path / "missing.npz")]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("vaecam: error:") and "vaecam data download dsprites" in line
