@@ -40,7 +40,7 @@ def _add_anomaly_option(parser: argparse.ArgumentParser, use: str = "") -> None:
 def _add_region_option(parser: argparse.ArgumentParser) -> None:
     option(parser, "--region", help="pixels the pixel metrics (pixel AUROC, AUPRO, best IoU) "
            "score: image (every pixel; default for --anomaly pasted) or digit-box (the clean "
-           "digit's ink bounding box grown by 3 pixels, never chosen from a test mask; default "
+           "digit's ink bounding box grown by 2 pixels, never chosen from a test mask; default "
            "for erased and in-digit, where the never-anomalous background would make even "
            "|x - mean training image| look good)")
 
