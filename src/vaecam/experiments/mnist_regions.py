@@ -42,12 +42,16 @@ DESCRIPTIONS = {
 }
 
 
+def _unknown(name: str) -> ConfigError:
+    return ConfigError(f"unknown evaluation region '{name}'; choose one of: "
+                       f"{', '.join(MNIST_REGIONS)}")
+
+
 def region_name(options: dict[str, Any], protocol: str) -> str:
     """The region asked for in ``options`` (``region``), else the protocol's default."""
     name = str(options.get("region") or DEFAULT_REGION[protocol])
     if name not in MNIST_REGIONS:
-        raise ConfigError(f"unknown evaluation region '{name}'; choose one of: "
-                          f"{', '.join(MNIST_REGIONS)}")
+        raise _unknown(name)
     return name
 
 
@@ -77,5 +81,4 @@ def evaluation_region(name: str, clean: Tensor) -> Tensor | None:
         return None
     if name == "digit-box":
         return digit_box(clean)
-    raise ConfigError(f"unknown evaluation region '{name}'; choose one of: "
-                      f"{', '.join(MNIST_REGIONS)}")
+    raise _unknown(name)
