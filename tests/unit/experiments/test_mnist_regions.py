@@ -66,9 +66,14 @@ def test_region_defaults_follow_the_protocol():
         region_name({"region": "ink"}, "erased")
 
 
+@pytest.fixture(scope="module")
+def digits():
+    return load_digits("bundled")
+
+
 @pytest.mark.parametrize("protocol", ["erased", "in-digit"])
-def test_the_box_holds_every_anomalous_pixel_and_comes_from_the_clean_digit(protocol):
-    data = DigitAnomalies(load_digits("bundled"), 3, 60, protocol)
+def test_the_box_holds_every_anomalous_pixel_and_comes_from_the_clean_digit(digits, protocol):
+    data = DigitAnomalies(digits, 3, 60, protocol)
     region = evaluation_region("digit-box", data.clean)
     assert not bool((data.masks & ~region).any())
     clean = ~data.labels
