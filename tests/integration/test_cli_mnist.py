@@ -159,6 +159,8 @@ def test_train_then_localize_each_harder_protocol(tmp_path, capsys):
                  "--out", str(out), "--no-progress"]) == 0
     results = json.loads((out / "results.json").read_text())
     assert results["anomaly"] == "erased" and results["digit"] == 3
+    assert results["region"] == "digit-box" and results["switches"]["region"] == "digit-box"
+    assert "Evaluation region 'digit-box'" in (out / "table.md").read_text()
     assert results["n_images"] == 20 + 50 and "protocol 'erased'" in results["note"]
     assert "MNIST localisation (erased), trained on 3" in (out / "table.md").read_text()
     by_name = {s["name"]: s["metrics"] for s in results["settings"]}
@@ -166,9 +168,10 @@ def test_train_then_localize_each_harder_protocol(tmp_path, capsys):
     assert "| recon-abs |" in capsys.readouterr().out
     out = tmp_path / "in-digit"
     assert main(["localize", "mnist", "--preset", "smoke", "--checkpoint", str(runs),
-                 "--anomaly", "in-digit", "--maps", "recon-abs", "--out", str(out),
-                 "--no-progress"]) == 0
-    assert json.loads((out / "results.json").read_text())["anomaly"] == "in-digit"
+                 "--anomaly", "in-digit", "--region", "image", "--maps", "recon-abs",
+                 "--out", str(out), "--no-progress"]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["anomaly"] == "in-digit" and results["region"] == "image"
     assert main(["localize", "mnist", "--preset", "smoke", "--checkpoint", str(runs),
                  "--anomaly", "scribble", "--out", str(tmp_path / "bad")]) == 2
     assert "--anomaly: must be one of pasted, erased, in-digit, not 'scribble'" in \

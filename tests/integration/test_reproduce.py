@@ -453,6 +453,7 @@ def test_mnist_protocols_get_one_localize_stage_and_table_each(tmp_path):
     assert "--anomaly erased" in results["command"]
     table = json.loads((out / "mnist/localize_digit3_erased/results.json").read_text())
     assert table["anomaly"] == "erased" and table["digit"] == 3
+    assert table["region"] == "digit-box"  # the protocol's default, no flag needed
     report = (out / "report.md").read_text()
     assert "Trained on 3 (erased)" in report and "erased: the end of a stroke erased" in report
     one_line_error(run([*base, "--anomaly", "scribble"]), "invalid choice: 'scribble'")

@@ -100,7 +100,8 @@ def test_draw_stroke_matches_the_pixel_by_pixel_reference(threes, index, start, 
 @pytest.mark.parametrize("seed", range(6))
 def test_erased_masks_are_exactly_the_erased_ink(threes, seed):
     base = threes[seed : seed + 1]  # a pool of one digit: the base image is known
-    image, mask = (t[0] for t in erase_strokes(base, 1, seed=seed))
+    image, mask, clean = (t[0] for t in erase_strokes(base, 1, seed=seed))
+    assert torch.equal(clean, base[0])
     changed = image[0] != base[0, 0]
     assert torch.equal(mask, changed)
     assert bool((base[0, 0][mask] > 0).all()) and bool((image[0][mask] == 0).all())
@@ -111,7 +112,8 @@ def test_erased_masks_are_exactly_the_erased_ink(threes, seed):
 @pytest.mark.parametrize("seed", range(6))
 def test_in_digit_strokes_lie_in_the_box_with_the_digits_intensity(threes, seed):
     base = threes[seed : seed + 1]
-    image, mask = (t[0] for t in draw_in_digit(base, 1, seed=seed))
+    image, mask, clean = (t[0] for t in draw_in_digit(base, 1, seed=seed))
+    assert torch.equal(clean, base[0])
     changed = image[0] != base[0, 0]
     assert torch.equal(mask, changed)
     rows, cols = mask.nonzero(as_tuple=True)

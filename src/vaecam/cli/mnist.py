@@ -37,6 +37,14 @@ def _add_anomaly_option(parser: argparse.ArgumentParser, use: str = "") -> None:
            f"in-digit (a stroke of the digit's own intensity inside its bounding box){use}")
 
 
+def _add_region_option(parser: argparse.ArgumentParser) -> None:
+    option(parser, "--region", help="pixels the pixel metrics (pixel AUROC, AUPRO, best IoU) "
+           "score: image (every pixel; default for --anomaly pasted) or digit-box (the clean "
+           "digit's ink bounding box grown by 2 pixels, never chosen from a test mask; default "
+           "for erased and in-digit, where the never-anomalous background would make even "
+           "|x - mean training image| look good)")
+
+
 def _data(options: dict[str, Any]):  # -> mnist.MNISTData
     from vaecam.experiments import mnist
 
@@ -177,6 +185,7 @@ def register(verbs: argparse._SubParsersAction, groups: dict[str, Any]) -> None:
     option(localize, "--digit", help="the trained digit (default: read from the checkpoint)")
     option(localize, "--n-anomalies", help="digits with an anomaly (default 200)")
     _add_anomaly_option(localize)
+    _add_region_option(localize)
     add_localize_options(localize)
     _add_data_options(localize)
     localize.set_defaults(handler=_localize)
@@ -214,6 +223,7 @@ def register(verbs: argparse._SubParsersAction, groups: dict[str, Any]) -> None:
     option(demo, "--overwrite", help="replace an earlier demo in --out")
     option(demo, "--n-anomalies", help="images in the localisation check")
     _add_anomaly_option(demo)
+    _add_region_option(demo)
     _add_data_options(demo)
     add_preset_options(demo)
     option(demo, "--max-epochs", help="epochs per model")

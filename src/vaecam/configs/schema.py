@@ -213,6 +213,7 @@ STRATEGIES = ("auto", "ddp", "ddp_spawn", "ddp_find_unused_parameters_true", "fs
 METHODS = ("1", "2", "normal-difference")
 MAP_ACTIVATIONS = ("relu", "abs", "sigmoid", "none")
 MNIST_ANOMALIES = ("pasted", "erased", "in-digit")  # see vaecam.experiments.mnist_anomalies
+MNIST_REGIONS = ("image", "digit-box")  # see vaecam.experiments.mnist_regions
 
 OPTIONS: dict[str, Option] = {
     # training
@@ -267,6 +268,7 @@ OPTIONS: dict[str, Option] = {
     "hflip_p": Option(real(0, 1)),
     "n_anomalies": Option(integer(1)),
     "anomaly": Option(choice(*MNIST_ANOMALIES)),
+    "region": Option(choice(*MNIST_REGIONS)),
     "demo_seeds": Option(integer(0), many=True),
     # attention and localisation
     "method": Option(choice(*METHODS), many=True),

@@ -104,6 +104,7 @@ class LocalizationConfig:
     tune_images: int = 64
     chosen: dict[str, dict[str, Any]] = field(default_factory=dict)
     tuned_attention: str = ""
+    region: str = "image"  # evaluation region of the pixel metrics (named by the experiment)
 
     def __post_init__(self) -> None:
         if self.resize not in RESIZE_MODES:
@@ -200,6 +201,7 @@ class LocalizationConfig:
                 "mask_rule": self.mask_rule, "smooth_sigma": self.smooth_sigma,
                 "projection": self.projection, "max_fpr": self.max_fpr,
                 "n_resamples": self.n_resamples, "bootstrap_seed": self.bootstrap_seed,
+                "region": self.region,
                 "baseline": BASELINE, "trivial_references": list(REFERENCES),
                 "tune": self.tune, "tune_images": self.tune_images,
                 "chosen_on_training_data": self.chosen,
@@ -255,17 +257,20 @@ class SeedEvaluation:
 
 class _Scorer:
     """Exact streaming metrics of one setting: pixel ROC at the scoring resolution; AUPRO with
-    the full-size masks' regions; image AUROC from each map's maximum and the dataset labels."""
+    the full-size masks' regions; image AUROC from each map's maximum and the dataset labels.
+    The pixel metrics count only the pixels of the evaluation region when one is given."""
 
     def __init__(self, separate_regions: bool, chunk_pixels: int = 1 << 22):
         self.pixels = PixelROCAccumulator(regions=not separate_regions)
         self.regions = PixelROCAccumulator(regions=True) if separate_regions else self.pixels
         self.image_max: list[np.ndarray] = []
         self.chunk = chunk_pixels
-        self._pending: list[tuple[Tensor, Tensor, Tensor, Tensor]] = []
+        self._pending: list[tuple[Tensor, ...]] = []
 
-    def update(self, scored: Tensor, masks: Tensor, full: Tensor, full_masks: Tensor) -> None:
-        self._pending.append((scored, masks, full, full_masks))
+    def update(self, scored: Tensor, masks: Tensor, full: Tensor, full_masks: Tensor,
+               region: tuple[Tensor, Tensor] | None = None) -> None:
+        """Add a batch; ``region``: the evaluation region at the scoring and at the full size."""
+        self._pending.append((scored, masks, full, full_masks, *(region or ())))
         self.image_max.append(scored.flatten(1).amax(dim=1).double().numpy())
         if sum(p[0].numel() for p in self._pending) >= self.chunk:
             self.flush()
@@ -274,11 +279,12 @@ class _Scorer:
         """Merge pending batches at once: a few large updates cost less than many small ones."""
         if not self._pending:
             return
-        scored, masks, full, full_masks = (torch.cat(parts) for parts in zip(*self._pending,
-                                                                             strict=True))
-        self.pixels.update(scored, masks)
+        scored, masks, full, full_masks, *region = (
+            torch.cat(parts) for parts in zip(*self._pending, strict=True))
+        small_region, full_region = region or (None, None)
+        self.pixels.update(scored, masks, small_region)
         if self.regions is not self.pixels:
-            self.regions.update(full, full_masks)
+            self.regions.update(full, full_masks, full_region)
         self._pending = []
 
     def result(self, labels: np.ndarray, max_fpr: float) -> dict[str, float]:
@@ -301,6 +307,13 @@ def _scoring_pair(maps: Tensor, masks: Tensor, size: tuple[int, int], rule: str
     small = downscale_masks(masks, maps.shape[-2], maps.shape[-1], rule)  # type: ignore[arg-type]
     full = F.interpolate(maps[:, None], size=size, mode="nearest")[:, 0]
     return maps, small, full
+
+
+def _scoring_region(region: Tensor, scored: Tensor, rule: str) -> Tensor:
+    """The evaluation region at the resolution of the scored maps."""
+    if region.shape[-2:] == scored.shape[-2:]:
+        return region
+    return downscale_masks(region, scored.shape[-2], scored.shape[-1], rule)  # type: ignore[arg-type]
 
 
 def _compute(settings: Sequence[MapSetting], model: nn.Module, images: Tensor
@@ -334,12 +347,16 @@ def evaluate(
     device: torch.device | str = "cpu",
     counts: np.ndarray | None = None,
     progress: bool = True,
+    regions: Tensor | None = None,
 ) -> SeedEvaluation:
     """Score every setting over ``batches`` of (images, masks, name, name) in one pass.
 
     ``labels`` are the dataset's image labels in stream order; ``counts`` the bootstrap
     resamples (shared by all seeds); ``overlay_indices`` positions whose maps are kept for
-    figures. Maps are computed on ``device`` (where ``model`` must be) and scored on the CPU.
+    figures; ``regions`` (bool, one (H, W) evaluation region per image in stream order; None:
+    every pixel) restricts pixel AUROC, best IoU and AUPRO to those pixels (at the scoring
+    resolution the region is reduced like the masks, by ``cfg.mask_rule``). Maps are computed
+    on ``device`` (where ``model`` must be) and scored on the CPU.
     """
     separate = cfg.resize == "downscale-masks"
     scorers = {s.name: _Scorer(separate) for s in settings}
@@ -357,12 +374,15 @@ def evaluate(
         if not timings:
             timings = time_per_image(settings, model, images.to(device))
         maps = _compute(settings, model, images.to(device))
+        inside = None if regions is None else regions[seen : seen + images.shape[0]]
         for s in settings:
             scored, small, full = _scoring_pair(maps[s.name].cpu(), masks, size, cfg.mask_rule)
-            scorers[s.name].update(scored, small, full, masks)
-            collector.update(s.name, scored, small)
+            pair = None if inside is None else (_scoring_region(inside, scored, cfg.mask_rule),
+                                                inside)
+            scorers[s.name].update(scored, small, full, masks, pair)
+            collector.update(s.name, scored, small, None if pair is None else pair[0])
             if separate:
-                full_collector.update(s.name, full, masks)
+                full_collector.update(s.name, full, masks, inside)
         for i in range(images.shape[0]):
             if seen + i in keep:
                 overlays.images.append(images[i].cpu())
@@ -578,6 +598,7 @@ def evaluate_seeds(
     stats_sets: Mapping[int, Dataset] | None = None,
     train_images: Tensor | None = None,
     units: tuple[str, Sequence[Any]] | None = None,
+    regions: Tensor | None = None,
 ) -> Aggregate:
     """Evaluate every seed's model on the same test images (same resamples) and aggregate.
 
@@ -587,7 +608,9 @@ def evaluate_seeds(
     and they pool latent statistics when normal-difference maps are asked for. With
     ``cfg.tune``, map options are first chosen on CutPaste anomalies made from ``train_images``
     (normal training images; required then). ``units`` (a name such as ``"clip"`` and one id
-    per test item) makes the bootstrap resample whole units; default: images.
+    per test item) makes the bootstrap resample whole units; default: images. ``regions``
+    (bool (N, H, W), one per test item; None: every pixel) is the evaluation region of the
+    pixel metrics (see :func:`evaluate`).
     """
     indices = subset_indices(len(test_set), options.get("max_images"))
     labels = labels[indices]
@@ -624,7 +647,8 @@ def evaluate_seeds(
         settings = cfg.settings(model, stats[seed], mean)
         loader = DataLoader(Subset(test_set, indices), batch_size=batch_size, shuffle=False)
         evaluations[seed] = evaluate(model, loader, settings, cfg, labels, shown, device,
-                                     counts, progress=not options.get("no_progress"))
+                                     counts, progress=not options.get("no_progress"),
+                                     regions=None if regions is None else regions[indices])
         evaluations[seed].overlays.aspect = getattr(test_set, "display_aspect", None)
         model.cpu()
     n_units = len(indices) if unit_ids is None else len(set(unit_ids))

@@ -38,6 +38,10 @@ from vaecam.experiments.localization import (  # noqa: E402
     write_outputs,
 )
 from vaecam.experiments.mnist_anomalies import DESCRIPTIONS, make_anomalies  # noqa: E402
+from vaecam.experiments.mnist_regions import (  # noqa: E402
+    DESCRIPTIONS as REGION_DESCRIPTIONS,
+)
+from vaecam.experiments.mnist_regions import evaluation_region, region_name  # noqa: E402
 from vaecam.experiments.seeds import train_each_seed  # noqa: E402
 from vaecam.experiments.training import loss_switches, tracking_callbacks  # noqa: E402
 from vaecam.metrics.latent import latent_summary  # noqa: E402
@@ -162,14 +166,17 @@ class DigitAnomalies(Dataset):
     :mod:`vaecam.experiments.mnist_anomalies`), plus the clean ones.
 
     Items are (image (1, 28, 28), mask (28, 28) bool, protocol|"clean", index), the layout
-    :func:`vaecam.experiments.localization.evaluate` reads; ``labels`` marks anomalous images.
+    :func:`vaecam.experiments.localization.evaluate` reads; ``labels`` marks anomalous images
+    and ``clean`` holds each item's clean digit (the digit an anomaly was made of; a clean item
+    itself), from which evaluation regions are computed.
     """
 
     def __init__(self, digits: Digits, digit: int, n: int, protocol: str = "pasted"):
         split = one_class_split(digits, digit, seed=SPLIT_SEED)
-        anomalous, masks = make_anomalies(protocol, split.val, split.others.images, n,
-                                          seed=SPLIT_SEED)
+        anomalous, masks, clean = make_anomalies(protocol, split.val, split.others.images, n,
+                                                 seed=SPLIT_SEED)
         self.protocol = protocol
+        self.clean = torch.cat([clean, split.val])
         self.images = torch.cat([anomalous, split.val])
         self.masks = torch.cat([masks, torch.zeros(len(split.val), *masks.shape[1:],
                                                    dtype=torch.bool)])
@@ -186,15 +193,18 @@ class DigitAnomalies(Dataset):
 def localize_mnist(models: dict[int, VAE], digit: int, digits: Digits, options: dict[str, Any]
                    ) -> tuple[Aggregate, LocalizationConfig]:
     """Every map of every seed's model on the anomalous set of ``digit`` (protocol
-    ``options["anomaly"]``)."""
+    ``options["anomaly"]``), scored in the evaluation region ``options["region"]`` (default:
+    the protocol's, see :mod:`vaecam.experiments.mnist_regions`)."""
     model = next(iter(models.values()))
+    protocol = anomaly_protocol(options)
     cfg = config_from_options(model, options, list(MNIST_LAYERS))
-    test_set = DigitAnomalies(digits, digit, int(options.get("n_anomalies") or 200),
-                              anomaly_protocol(options))
+    cfg.region = region_name(options, protocol)
+    test_set = DigitAnomalies(digits, digit, int(options.get("n_anomalies") or 200), protocol)
     train = one_class_split(digits, digit, seed=SPLIT_SEED).train
     stats_sets = {seed: TensorDataset(train) for seed in models}
     return evaluate_seeds(models, test_set, test_set.labels, cfg, options, stats_sets,
-                          train if cfg.tune else None), cfg
+                          train if cfg.tune else None,
+                          regions=evaluation_region(cfg.region, test_set.clean)), cfg
 
 
 def figure_methods(model: VAE, images: Tensor, path: Path, layer: str) -> Path:
@@ -238,15 +248,19 @@ def figure_one_class(panels: Sequence[tuple[int, int, VAE, Tensor]], path: Path,
 def write_localization(folder: Path, agg: Aggregate, cfg: LocalizationConfig, digit: int,
                        checkpoints: dict[int, Path], protocol: str = "pasted") -> dict[str, Any]:
     """Tables, figures and results.json of one trained digit's localisation into ``folder``;
-    the results name the anomaly ``protocol``."""
+    the results name the anomaly ``protocol`` and the evaluation region of the pixel metrics."""
+    region = (f"Evaluation region '{cfg.region}': pixel AUROC, AUPRO and best IoU count "
+              f"{REGION_DESCRIPTIONS[cfg.region]} (image AUROC: whole maps).")
     record = {"experiment": "mnist-localization", "digit": digit, "anomaly": protocol,
+              "region": cfg.region, "region_rule": REGION_DESCRIPTIONS[cfg.region],
               "out": str(folder),
               "checkpoints": {str(s): str(p) for s, p in checkpoints.items()},
               "note": f"Trained on {digit}; protocol '{protocol}': {agg.first.n_anomalous} "
                       f"held-out {digit}s with {DESCRIPTIONS[protocol]} and "
                       f"{agg.first.n_images - agg.first.n_anomalous} clean ones."}
     return write_outputs(folder, agg, results_json(agg, cfg, record),
-                         f"MNIST localisation ({protocol}), trained on {digit}")
+                         f"MNIST localisation ({protocol}), trained on {digit}",
+                         extra_tables=[region + "\n"])
 
 
 def localize_runs(options: dict[str, Any], data: MNISTData) -> dict[str, Any]:

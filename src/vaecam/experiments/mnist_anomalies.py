@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
@@ -39,6 +40,16 @@ MIN_CHANGED_PIXELS = 8  # fewest changed pixels of an erased or in-digit anomaly
 MAX_REJECTED = 200  # rejected draws per accepted one before the digits are declared unusable
 
 Anomaly = tuple[Tensor, Tensor]  # an image (1, H, W) and its mask (H, W)
+Drawn = tuple[Tensor, Tensor, Tensor]  # an anomaly and the clean digit (1, H, W) it was made of
+
+
+class AnomalySet(NamedTuple):
+    """Anomalous images (n, 1, H, W), their boolean masks (n, H, W) and the clean digits
+    (n, 1, H, W) they were made of (what an evaluation region may be computed from)."""
+
+    images: Tensor
+    masks: Tensor
+    clean: Tensor
 
 DESCRIPTIONS = {
     "pasted": "a stroke fragment of another digit pasted in (the mask is the added ink)",
@@ -48,9 +59,9 @@ DESCRIPTIONS = {
 }
 
 
-def _collect(n: int, draw: Callable[[], Anomaly | None], what: str) -> Anomaly:
+def _collect(n: int, draw: Callable[[], Drawn | None], what: str) -> AnomalySet:
     """Stack ``n`` accepted draws; ``draw`` returns None for a draw it rejects."""
-    images, masks = [], []
+    images, masks, clean = [], [], []
     rejected = 0
     while len(images) < n:
         drawn = draw()
@@ -62,7 +73,8 @@ def _collect(n: int, draw: Callable[[], Anomaly | None], what: str) -> Anomaly:
             continue
         images.append(drawn[0])
         masks.append(drawn[1])
-    return torch.stack(images), torch.stack(masks)
+        clean.append(drawn[2])
+    return AnomalySet(torch.stack(images), torch.stack(masks), torch.stack(clean))
 
 
 def _pick(pool: Tensor, gen: torch.Generator) -> Tensor:
@@ -80,14 +92,12 @@ def _grid(height: int, width: int) -> tuple[Tensor, Tensor]:
                           torch.arange(width, dtype=torch.float64), indexing="ij")
 
 
-def paste_strokes(
-    normals: Tensor, donors: Tensor, n: int, seed: int = 0
-) -> tuple[Tensor, Tensor]:
-    """Return ``n`` anomalous images (n, 1, H, W) and their boolean masks (n, H, W)."""
+def paste_strokes(normals: Tensor, donors: Tensor, n: int, seed: int = 0) -> AnomalySet:
+    """``n`` anomalous images (n, 1, H, W), their boolean masks (n, H, W) and clean digits."""
     gen = torch.Generator().manual_seed(seed)
     _, _, h, w = normals.shape
 
-    def draw() -> Anomaly | None:
+    def draw() -> Drawn | None:
         base = _pick(normals, gen)
         donor = _pick(donors, gen)
         dy, dx = (torch.randint(0, s - PATCH + 1, (1,), generator=gen).item() for s in (h, w))
@@ -101,7 +111,7 @@ def paste_strokes(
         image[ty : ty + PATCH, tx : tx + PATCH] = torch.maximum(region, patch)
         mask = torch.zeros(h, w, dtype=torch.bool)
         mask[ty : ty + PATCH, tx : tx + PATCH] = added
-        return image[None], mask
+        return image[None], mask, base[None]
 
     return _collect(n, draw, "pasted")
 
@@ -124,19 +134,19 @@ def erase_end(base: Tensor, angle: float, radius: float = ERASE_RADIUS) -> Anoma
 
 
 def erase_strokes(normals: Tensor, n: int, seed: int = 0,
-                  radius: float = ERASE_RADIUS) -> tuple[Tensor, Tensor]:
+                  radius: float = ERASE_RADIUS) -> AnomalySet:
     """``n`` digits (n, 1, H, W) with the end of a stroke erased (:func:`erase_end` in a
-    uniformly random direction) and their masks (n, H, W); draws that erase fewer than
-    :data:`MIN_CHANGED_PIXELS` ink pixels are drawn again."""
+    uniformly random direction), their masks (n, H, W) and clean digits; draws that erase
+    fewer than :data:`MIN_CHANGED_PIXELS` ink pixels are drawn again."""
     gen = torch.Generator().manual_seed(seed)
 
-    def draw() -> Anomaly | None:
+    def draw() -> Drawn | None:
         base = _pick(normals, gen)
         angle = 2 * math.pi * _uniform(gen)
         if not bool((base > INK).any()):
             return None
         image, mask = erase_end(base, angle, radius)
-        return (image, mask) if int(mask.sum()) >= MIN_CHANGED_PIXELS else None
+        return (image, mask, base[None]) if int(mask.sum()) >= MIN_CHANGED_PIXELS else None
 
     return _collect(n, draw, "erased")
 
@@ -173,14 +183,14 @@ def draw_stroke(base: Tensor, start: tuple[float, float], end: tuple[float, floa
 
 
 def draw_in_digit(normals: Tensor, n: int, seed: int = 0, length: float = STROKE_LENGTH,
-                  width: float = STROKE_WIDTH) -> tuple[Tensor, Tensor]:
+                  width: float = STROKE_WIDTH) -> AnomalySet:
     """``n`` digits (n, 1, H, W) with a stroke of their own intensity inside their bounding box
     (:func:`draw_stroke` from a uniform point of the box in a uniform direction; a draw whose
-    end leaves the box or that adds fewer than :data:`MIN_CHANGED_PIXELS` pixels is drawn again)
-    and their masks (n, H, W)."""
+    end leaves the box or that adds fewer than :data:`MIN_CHANGED_PIXELS` pixels is drawn again),
+    their masks (n, H, W) and clean digits."""
     gen = torch.Generator().manual_seed(seed)
 
-    def draw() -> Anomaly | None:
+    def draw() -> Drawn | None:
         base = _pick(normals, gen)
         u_row, u_col, u_angle = _uniform(gen), _uniform(gen), _uniform(gen)
         if not bool((base > INK).any()):
@@ -192,16 +202,16 @@ def draw_in_digit(normals: Tensor, n: int, seed: int = 0, length: float = STROKE
         if not (top <= end[0] <= bottom and left <= end[1] <= right):
             return None
         image, mask = draw_stroke(base, start, end, width)
-        return (image, mask) if int(mask.sum()) >= MIN_CHANGED_PIXELS else None
+        return (image, mask, base[None]) if int(mask.sum()) >= MIN_CHANGED_PIXELS else None
 
     return _collect(n, draw, "in-digit")
 
 
 def make_anomalies(protocol: str, normals: Tensor, others: Tensor, n: int, seed: int = 0
-                   ) -> tuple[Tensor, Tensor]:
+                   ) -> AnomalySet:
     """``n`` anomalous digits of ``protocol`` (one of :data:`MNIST_ANOMALIES`) made from
     ``normals`` (digits of the trained class; ``others``: digits of the other classes, the
-    donors of pasted strokes), with their masks."""
+    donors of pasted strokes), with their masks and the clean digits they were made of."""
     if protocol == "pasted":
         return paste_strokes(normals, others, n, seed)
     if protocol == "erased":

@@ -65,6 +65,7 @@ from vaecam.metrics.localization import (
     _check_max_fpr,
     _non_finite,
     _structure,
+    as_region,
     image_auroc,
 )
 
@@ -241,6 +242,7 @@ def bootstrap_settings(
     n_bins: int = 4096,
     connectivity: Literal[4, 8] = 8,
     point_estimates: Mapping[str, Mapping[str, float]] | None = None,
+    regions: ArrayLike | Mapping[str, ArrayLike] | None = None,
 ) -> BootstrapResult:
     """Intervals of every setting's metrics and paired verdicts against ``baseline``.
 
@@ -251,7 +253,9 @@ def bootstrap_settings(
     saves recomputing the exact values. Image AUROC is included when the images include both
     anomalous and normal ones. At most ``n_bins`` score bins are used per setting. To reuse
     the default (stratified) resamples across training seeds, pass every seed
-    ``counts=resample_counts(N, n_resamples, seed, strata=image_labels)``.
+    ``counts=resample_counts(N, n_resamples, seed, strata=image_labels)``. ``regions`` (bool,
+    shaped like ``masks``, one array or one per setting) restricts the pixel metrics to the
+    evaluation region, as in :mod:`vaecam.metrics.localization`; image AUROC uses whole maps.
     """
     max_fpr = _check_max_fpr(max_fpr)
     if baseline not in scores:
@@ -261,14 +265,17 @@ def bootstrap_settings(
         )
     if n_bins < MIN_BINS:
         raise ConfigError(f"n_bins is {n_bins}; pass at least {MIN_BINS} (4096 recommended)")
-    pairs = {name: _validated(name, s, _mask_of(masks, name)) for name, s in scores.items()}
-    n_images = {len(s) for s, _ in pairs.values()}
+    pairs = {name: _validated(name, s, _mask_of(masks, name),
+                              None if regions is None else _mask_of(regions, name))
+             for name, s in scores.items()}
+    n_images = {len(s) for s, *_ in pairs.values()}
     if len(n_images) > 1:
         raise MetricInputError(
             f"settings have maps of different numbers of images {sorted(n_images)}; "
             "pass maps of the same test images to every setting"
         )
-    degenerate = {name: reason for name, (s, _) in pairs.items() if (reason := degeneracy(s))}
+    degenerate = {name: reason for name, (s, *_) in pairs.items()
+                  if (reason := degeneracy(s))}
     base_masks = pairs[baseline][1]
     labels = base_masks.reshape(len(base_masks), -1).any(axis=1)
     if counts is None:
@@ -276,14 +283,14 @@ def bootstrap_settings(
     counts = _checked_counts(counts, len(labels))
     with_image = bool(labels.any() and not labels.all())
     samples = {
-        name: _setting_samples(s, m, counts, max_fpr, n_bins, connectivity, with_image)
-        for name, (s, m) in pairs.items()
+        name: _setting_samples(s, m, counts, max_fpr, n_bins, connectivity, with_image, r)
+        for name, (s, m, r) in pairs.items()
     }
     results = {}
-    for name, (s, m) in pairs.items():
+    for name, (s, m, r) in pairs.items():
         points = (point_estimates or {}).get(name)
         if points is None:
-            points = _points(s, m, max_fpr, connectivity, with_image)
+            points = _points(s, m, max_fpr, connectivity, with_image, r)
         elif missing := [metric for metric in samples[name] if metric not in points]:
             raise MetricInputError(
                 f"point estimates of setting {name!r} lack {missing}; pass "
@@ -466,19 +473,23 @@ class _SeedPool:
 class MapCollector:
     """Keeps what the bootstrap needs while an evaluation streams batch by batch.
 
-    ``update(name, scores, masks)`` stores a float32 copy of a setting's (B, H, W) maps; masks
-    are stored once per map size and every other setting's masks are checked against them, so
-    all settings must be fed the same images in the same batches. ``result`` runs
-    :func:`bootstrap_settings` on everything collected.
+    ``update(name, scores, masks, region)`` stores a float32 copy of a setting's (B, H, W)
+    maps; masks (and evaluation regions) are stored once per map size and every other
+    setting's masks are checked against them, so all settings must be fed the same images in
+    the same batches. ``result`` runs :func:`bootstrap_settings` on everything collected.
     """
 
     def __init__(self) -> None:
         self._scores: dict[str, list[np.ndarray]] = {}
         self._masks: dict[tuple[int, ...], list[np.ndarray]] = {}
+        self._regions: dict[tuple[int, ...], list[np.ndarray]] = {}
         self._size: dict[str, tuple[int, ...]] = {}
 
-    def update(self, name: str, scores: ArrayLike, masks: ArrayLike) -> None:
-        """Add one batch of one setting's maps and their binary masks (same shape)."""
+    def update(self, name: str, scores: ArrayLike, masks: ArrayLike,
+               region: ArrayLike | None = None) -> None:
+        """Add one batch of one setting's maps and their binary masks (same shape); ``region``
+        (bool, same shape) is the evaluation region of the pixel metrics."""
+        inside = as_region(region, tuple(scores.shape))
         s, m = _as_pair(scores, masks, maps=True)
         size = s.shape[1:]
         if self._size.setdefault(name, size) != size:
@@ -497,6 +508,8 @@ class MapCollector:
                 )
         else:
             stored.append(m.copy())
+            if inside is not None:
+                self._regions.setdefault(size, []).append(inside.reshape(s.shape).copy())
         batches.append(np.array(s, dtype=np.float32))
 
     def result(self, baseline: str, **options: Any) -> BootstrapResult:
@@ -504,12 +517,18 @@ class MapCollector:
         if not self._scores:
             raise MetricInputError("nothing collected; call update() with a batch first")
         masks = {size: np.concatenate(parts) for size, parts in self._masks.items()}
+        regions = {size: np.concatenate(parts) for size, parts in self._regions.items()}
+        if regions and any(len(regions.get(size, ())) != len(m) for size, m in masks.items()):
+            raise MetricInputError("some batches had an evaluation region and some had none; "
+                                   "pass a region with every batch or with none")
         scores = {}
         for name, parts in self._scores.items():
             self._scores[name] = [np.concatenate(parts)]
             scores[name] = self._scores[name][0]
         return bootstrap_settings(
-            scores, {name: masks[size] for name, size in self._size.items()}, baseline, **options
+            scores, {name: masks[size] for name, size in self._size.items()}, baseline,
+            regions={name: regions[size] for name, size in self._size.items()} if regions
+            else None, **options
         )
 
 
@@ -543,19 +562,24 @@ def _mask_of(masks: ArrayLike | Mapping[str, ArrayLike], name: str) -> ArrayLike
     return masks[name]
 
 
-def _validated(name: str, scores: ArrayLike, masks: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
-    """(N, H, W) finite float scores and bool masks, refusing a set missing a pixel class."""
+def _validated(name: str, scores: ArrayLike, masks: ArrayLike, region: ArrayLike | None = None
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """(N, H, W) finite float scores, bool masks and evaluation region (None: every pixel),
+    refusing a set missing a pixel class inside the region."""
     try:
         s, m = _as_pair(scores, masks, maps=True)
+        inside = as_region(region, tuple(np.shape(scores)))
+        if inside is not None:
+            inside = inside.reshape(s.shape)
         if not np.isfinite(s).all():
             raise _non_finite()
-        n_pos = int(np.count_nonzero(m))
-        if n_pos in (0, m.size):
+        n_pos = int(np.count_nonzero(m if inside is None else m & inside))
+        if n_pos in (0, m.size if inside is None else int(np.count_nonzero(inside))):
             missing = "anomalous" if n_pos == 0 else "normal"
             raise MetricInputError(f"no {missing} pixel; include {missing} pixels")
     except MetricInputError as exc:
         raise MetricInputError(f"setting {name!r}: {exc}") from exc
-    return s, m
+    return s, m, inside
 
 
 def _digest(counts: np.ndarray) -> str:
@@ -567,11 +591,12 @@ def _digest(counts: np.ndarray) -> str:
 
 
 def _points(
-    s: np.ndarray, m: np.ndarray, max_fpr: float, connectivity: Literal[4, 8], with_image: bool
+    s: np.ndarray, m: np.ndarray, max_fpr: float, connectivity: Literal[4, 8], with_image: bool,
+    region: np.ndarray | None = None,
 ) -> dict[str, float]:
     """Exact metrics of all images, from the existing exact implementations."""
     acc = PixelROCAccumulator(regions=True, connectivity=connectivity)
-    acc.update(s, m)
+    acc.update(s, m, region)
     points = {
         "pixel_auroc": acc.auroc(),
         "aupro": acc.aupro(max_fpr),
@@ -595,17 +620,18 @@ def _sample_class(flat_s: np.ndarray, flat_m: np.ndarray, positive: bool,
 
 
 def _bin_edges(
-    s: np.ndarray, m: np.ndarray, n_bins: int, max_fpr: float
+    s: np.ndarray, m: np.ndarray, n_bins: int, max_fpr: float, region: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Ascending edges (bin b holds ``edges[b-1] <= score < edges[b]``) and single-value bins.
 
     A third of the edges are quantiles of the negative scores, a third quantiles of the top
     ``max_fpr`` of them (where AUPRO and best IoU are decided) and a third quantiles of the
-    positive scores, all from a seeded subsample. A value holding at least 4/n_bins of the
-    subsample gets a bin of its own, ``[v, nextafter(v))``, which is exact.
+    positive scores, all from a seeded subsample (of the region's pixels, when given). A value
+    holding at least 4/n_bins of the subsample gets a bin of its own, ``[v, nextafter(v))``,
+    which is exact.
     """
     rng = np.random.default_rng(0)
-    flat_s, flat_m = s.reshape(-1), m.reshape(-1)
+    flat_s, flat_m = (s.reshape(-1), m.reshape(-1)) if region is None else (s[region], m[region])
     pos = _sample_class(flat_s, flat_m, True, rng)
     neg = _sample_class(flat_s, flat_m, False, rng)
     both = np.concatenate([pos, neg])
@@ -662,9 +688,12 @@ def _setting_samples(
     n_bins: int,
     connectivity: Literal[4, 8],
     with_image: bool,
+    region: np.ndarray | None = None,
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Per metric: (value, error bound) of every resample."""
-    edges, single = _bin_edges(s, m, n_bins, max_fpr)
+    """Per metric: (value, error bound) of every resample; the pixel metrics count only the
+    pixels of ``region`` (anomalous pixels outside it are left out too), image AUROC whole maps."""
+    scored = m if region is None else m & region
+    edges, single = _bin_edges(s, scored, n_bins, max_fpr, region)
     n_bins = edges.size + 1
     structure = _structure(connectivity)
     n_images, pixels = len(s), s[0].size
@@ -673,7 +702,8 @@ def _setting_samples(
     chunk = max(1, _CHUNK_PIXELS // pixels)
     for start in range(0, n_images, chunk):
         part = slice(start, min(start + chunk, n_images))
-        histograms, regions[part] = _image_histograms(s[part], m[part], edges, structure)
+        histograms, regions[part] = _image_histograms(
+            s[part], scored[part], edges, structure, None if region is None else region[part])
         pooled += counts[:, part].astype(np.float64) @ histograms
     n_regions = counts @ regions
     pos, every, weight = np.split(pooled, 3, axis=1)
@@ -685,9 +715,12 @@ def _setting_samples(
 
 
 def _image_histograms(
-    s: np.ndarray, m: np.ndarray, edges: np.ndarray, structure: np.ndarray
+    s: np.ndarray, m: np.ndarray, edges: np.ndarray, structure: np.ndarray,
+    inside: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per image: [positive counts | all counts | region weights] per bin, and region count."""
+    """Per image: [positive counts | all counts | region weights] per bin, and region count;
+    with ``inside`` (the evaluation region, holding every positive of ``m``) only its pixels
+    are counted."""
     n, n_bins = len(s), edges.size + 1
     keys = _bin_index(s.reshape(n, -1), edges)
     keys += (np.arange(n) * n_bins)[:, None]
@@ -698,7 +731,8 @@ def _image_histograms(
     length = n * n_bins
     histograms = np.concatenate([
         np.bincount(positive_keys, minlength=length).reshape(n, n_bins),
-        np.bincount(keys.ravel(), minlength=length).reshape(n, n_bins),
+        np.bincount(keys.ravel() if inside is None else keys[inside.reshape(n, -1)],
+                    minlength=length).reshape(n, n_bins),
         np.bincount(positive_keys, 1.0 / sizes[region_of_pixel], length).reshape(n, n_bins),
     ], axis=1).astype(np.float64)
     image_of_region = np.zeros(sizes.size, dtype=np.intp)

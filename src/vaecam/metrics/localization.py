@@ -5,6 +5,12 @@ arrays or torch tensors), uses the scores exactly as given (no sigmoid, no resca
 :class:`~vaecam.errors.MetricInputError` on degenerate input instead of returning a silent 0.5
 or NaN.
 
+Evaluation region: the pixel metrics (pixel AUROC, best IoU, AUPRO) take an optional boolean
+``region`` of the maps' shape; only its pixels are scored. Pixels outside it count neither as
+normal nor as anomalous: they leave the ROC, the false-positive rate and the IoU, and AUPRO's
+anomalous regions are the connected components of the anomalous pixels inside it. Image AUROC
+always uses the whole map.
+
 The exact metrics come from a *score table*: for each distinct score value, the number of
 anomalous and of normal pixels with that score (and, for AUPRO, their summed per-region
 weights). A batch adds to the table after one sort of its own pixels, so evaluations stream
@@ -30,6 +36,7 @@ __all__ = [
     "BinnedROCAccumulator",
     "LocalizationEvaluator",
     "PixelROCAccumulator",
+    "as_region",
     "aupro",
     "best_iou",
     "image_auroc",
@@ -97,6 +104,21 @@ def _as_pair(
         if s.ndim == 2:
             s, m = s[None], m[None]
     return s, m
+
+
+def as_region(region: ArrayLike | None, shape: tuple[int, ...]) -> np.ndarray | None:
+    """A boolean evaluation region of ``shape`` (None: every pixel), refusing anything else."""
+    if region is None:
+        return None
+    r = _to_numpy(region)
+    if r.dtype != bool:
+        raise MetricInputError(f"the evaluation region has dtype {r.dtype}; pass a bool mask")
+    if r.shape != shape:
+        raise MetricInputError(
+            f"the evaluation region has shape {tuple(r.shape)} but the maps have shape "
+            f"{shape}; pass one region mask per score map"
+        )
+    return r
 
 
 def _non_finite() -> MetricInputError:
@@ -263,10 +285,18 @@ class PixelROCAccumulator:
         self._table: _Table | None = None
         self._n_regions = 0
 
-    def update(self, scores: ArrayLike, masks: ArrayLike) -> None:
-        """Add a batch of score maps and their binary masks (same shape)."""
+    def update(self, scores: ArrayLike, masks: ArrayLike, region: ArrayLike | None = None
+               ) -> None:
+        """Add a batch of score maps and their binary masks (same shape); with ``region`` (bool,
+        same shape) only the pixels inside it are scored."""
         s, m = _as_pair(scores, masks, maps=self._regions)
+        inside = as_region(region, tuple(scores.shape))
+        if inside is not None:
+            inside = inside.reshape(s.shape)
+            m = m & inside
         weights, n_regions = self._region_weights(m) if self._regions else (None, 0)
+        if inside is not None:
+            s, m = s[inside], m[inside]  # row-major, so ``weights`` keep the order of s[m]
         batch = _table(s, m, weights)
         self._table = batch if self._table is None else _merge(self._table, batch)
         self._n_regions += n_regions
@@ -414,10 +444,13 @@ class LocalizationEvaluator:
         self._image_mean: list[np.ndarray] = []
         self._image_label: list[np.ndarray] = []
 
-    def update(self, scores: ArrayLike, masks: ArrayLike) -> None:
-        """Add a batch of (H, W) or (B, H, W) score maps and binary masks of the same shape."""
+    def update(self, scores: ArrayLike, masks: ArrayLike, region: ArrayLike | None = None
+               ) -> None:
+        """Add a batch of (H, W) or (B, H, W) score maps and binary masks of the same shape;
+        with ``region`` (same shape) the pixel metrics score only its pixels."""
         s, m = _as_pair(scores, masks, maps=True)
-        self._pixels.update(s, m)
+        inside = as_region(region, tuple(scores.shape))
+        self._pixels.update(s, m, None if inside is None else inside.reshape(s.shape))
         image_max, image_mean, label = _image_scores(s, m)
         self._image_max.append(image_max)
         self._image_mean.append(image_mean)
@@ -447,17 +480,20 @@ class LocalizationEvaluator:
         return self._pixels.pro_curve()
 
 
-def pixel_auroc(scores: ArrayLike, masks: ArrayLike) -> float:
-    """Exact pixel AUROC of score maps against binary masks of the same shape."""
+def pixel_auroc(scores: ArrayLike, masks: ArrayLike, region: ArrayLike | None = None) -> float:
+    """Exact pixel AUROC of score maps against binary masks of the same shape (only the pixels
+    of ``region`` when given)."""
     acc = PixelROCAccumulator()
-    acc.update(scores, masks)
+    acc.update(scores, masks, region)
     return acc.auroc()
 
 
-def best_iou(scores: ArrayLike, masks: ArrayLike) -> tuple[float, float]:
-    """(IoU, threshold): the best IoU of ``scores >= threshold`` with the masks."""
+def best_iou(scores: ArrayLike, masks: ArrayLike, region: ArrayLike | None = None
+             ) -> tuple[float, float]:
+    """(IoU, threshold): the best IoU of ``scores >= threshold`` with the masks (only the
+    pixels of ``region`` when given)."""
     acc = PixelROCAccumulator()
-    acc.update(scores, masks)
+    acc.update(scores, masks, region)
     return acc.best_iou()
 
 
@@ -482,12 +518,14 @@ def aupro(
     masks: ArrayLike,
     max_fpr: float = 0.3,
     connectivity: Literal[4, 8] = 8,
+    region: ArrayLike | None = None,
 ) -> float:
     """Normalised area under the PRO curve up to ``max_fpr`` (MVTec-AD AUPRO).
 
     Maps are (H, W) or (B, H, W); see :class:`PixelROCAccumulator` for ``connectivity``.
+    With ``region``, only its pixels are scored (the module docstring says how).
     """
     max_fpr = _check_max_fpr(max_fpr)
     acc = PixelROCAccumulator(regions=True, connectivity=connectivity)
-    acc.update(scores, masks)
+    acc.update(scores, masks, region)
     return acc.aupro(max_fpr)

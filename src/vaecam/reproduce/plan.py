@@ -33,6 +33,7 @@ from typing import Any
 from vaecam.configs import estimates, load_preset
 from vaecam.configs.schema import check_value
 from vaecam.errors import ConfigError
+from vaecam.experiments.mnist_regions import region_name
 from vaecam.reproduce import steps
 from vaecam.reproduce.discover import Discovery, discover
 from vaecam.reproduce.stages import Stage, matches
@@ -52,6 +53,7 @@ LOCALIZE_KEYS = frozenset({
     "mask_rule", "max_images", "eval_batch_size", "device", "overlays", "frames", "clips",
     "maps", "smooth_sigma", "projection_steps", "projection_step_size",
     "projection_distance_weight", "resamples", "activation_order", "n_anomalies", "anomaly",
+    "region",
 })
 # Options read only where a dSprites model is scored.
 SCORE_KEYS = frozenset({"metric_preset", "metric_sizes", "mig_num_train", "recon_samples",
@@ -376,12 +378,17 @@ def _mnist_stages(plan: Plan) -> None:
     protocols = list(dict.fromkeys(plan.request.anomalies or [options.get("anomaly", "pasted")]))
     plan.datasets["mnist"] = []
     for protocol in protocols:
+        # The evaluation region follows the protocol (vaecam.experiments.mnist_regions); it
+        # joins a stage's config only where it is not the whole image, so that results scored
+        # over the whole image keep their fingerprints.
+        region = region_name(options, protocol)
         for digit in MNIST_DIGITS:
             dataset = mnist_dataset(digit, protocol)
             plan.stages.append(_localize_stage(
                 plan, "mnist", dataset, {**options, "digit": digit, "anomaly": protocol},
                 trained[digit], steps.localize_mnist,
-                ["--digit", digit, "--anomaly", protocol, *data_flags], {"digit": digit},
+                ["--digit", digit, "--anomaly", protocol, *data_flags],
+                {"digit": digit, **({} if region == "image" else {"region": region})},
                 trained=f"digit{digit}"))
             plan.datasets["mnist"].append(dataset)
     out = figures_dir(plan.out)
