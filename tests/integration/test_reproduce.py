@@ -117,6 +117,27 @@ def test_results_json_holds_stages_cells_verdicts_and_environment(smoke):
     assert results["failed"] == [] and results["data"]["generated"] is True
 
 
+# files a user reads (and vaecam reads back): none may name a folder of the machine
+TEXT_SUFFIXES = {".json", ".md", ".html", ".log", ".csv", ".yaml", ".txt"}
+MACHINE_FOLDER = re.compile(r"/(work|tmp|home|root)/")
+
+
+def test_no_generated_file_names_a_folder_of_the_machine(smoke):
+    out = smoke["out"]
+    folders = {str(out), os.path.realpath(out)}
+    folders |= {str(p) + "/" for p in out.parents if len(p.parts) > 1}
+    texts = [p for p in out.rglob("*") if p.is_file() and p.suffix in TEXT_SUFFIXES]
+    assert {p.name for p in texts} >= {"train_config.json", "reproduce.log", "score.json",
+                                       "hparams.yaml", "metrics.csv", "report.html"}
+    assert any(".stages" in p.parts for p in texts)
+    for path in texts:
+        text = path.read_text(errors="replace")
+        found = [f for f in folders if f in text] or MACHINE_FOLDER.findall(text)
+        assert not found, f"{path.relative_to(out)} names {found[0]}"
+    for checkpoint in out.rglob("*.ckpt"):
+        assert str(out).encode() not in checkpoint.read_bytes(), checkpoint
+
+
 def test_rerun_skips_every_stage_in_under_a_tenth_of_the_time(smoke):
     code, stdout, stderr, seconds = smoke["second"]
     assert code == 0, stderr

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vaecam.report.portable import PortablePaths
+from vaecam.report.portable import PortablePaths, resolve_paths
 
 
 def _paths() -> PortablePaths:
@@ -50,3 +50,23 @@ def test_folders_beside_out_read_from_out_upwards_when_asked():
                              home="/nonexistent", parents=2)
     assert portable.text("/tmp/run/mnist/digit1/seed0 /tmp/run/x /tmp/other") == (
         "$OUT/../digit1/seed0 $OUT/../../x /tmp/other")
+
+
+def test_anchored_paths_use_only_out_and_data_and_resolve_back():
+    portable = PortablePaths.anchored("/tmp/run/out", "/tmp/run/out/data")
+    text = portable.text("/tmp/run/out/a /tmp/run/out/data/b /tmp/run/other /home/ann/c")
+    assert text == "$OUT/a $DATA/b $OUT/../other /home/ann/c"
+    record = {"run": "$OUT/mnist/seed0", "data": ["$DATA/ucsd", "$OUT/../other"],
+              "name": "mnist/seed0", "old": "/srv/abs", "text": "see $OUT", "n": 3}
+    assert resolve_paths(record, "/srv/moved/out", "/srv/moved/out/data") == {
+        "run": "/srv/moved/out/mnist/seed0", "data": ["/srv/moved/out/data/ucsd",
+                                                      "/srv/moved/other"],
+        "name": "mnist/seed0", "old": "/srv/abs", "text": "see $OUT", "n": 3}
+    assert resolve_paths("$DATA/x", "/srv/out") == "$DATA/x"  # no data root: kept
+
+
+def test_anchored_paths_ignore_the_working_directory_and_home(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    portable = PortablePaths.anchored("/srv/out")
+    assert portable.text(f"{tmp_path}/x") == f"{tmp_path}/x"

@@ -61,13 +61,28 @@ def rerun_command(request: Any) -> str:
     return shlex.join(str(w) for w in words)
 
 
+class _PortableFormatter(logging.Formatter):
+    """Log lines whose paths read ``$OUT/...`` and ``$DATA/...`` (the log says nothing about
+    the machine's folders)."""
+
+    def __init__(self, paths: Any):
+        super().__init__("%(asctime)s %(levelname)s %(message)s")
+        self.paths = paths
+
+    def format(self, record: logging.LogRecord) -> str:
+        return self.paths.text(super().format(record))
+
+
 @contextlib.contextmanager
-def _log_file(path: Path) -> Iterator[logging.Logger]:
-    """Every line of the run (and tracebacks of unexpected errors) appended to ``path``; the
-    terminal keeps one line per event."""
+def _log_file(path: Path, data: Path | None = None) -> Iterator[logging.Logger]:
+    """Every line of the run (and tracebacks of unexpected errors) appended to ``path``, paths
+    relative to its folder and to the data root ``data``; the terminal keeps one line per
+    event."""
+    from vaecam.report.portable import PortablePaths
+
     logger = logging.getLogger("vaecam.reproduce")
     handler = logging.FileHandler(path, encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    handler.setFormatter(_PortableFormatter(PortablePaths.anchored(path.parent, data)))
     level, propagate = logger.level, logger.propagate
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
@@ -129,17 +144,19 @@ def _reproduce(args: argparse.Namespace) -> int:
     plan = build_plan(request)
     if args.dry_run:
         _refuse_other_results(plan.out)
-        runner = StageRunner(plan.out, request.force, fresh=bool(args.overwrite))
+        runner = StageRunner(plan.out, request.force, fresh=bool(args.overwrite),
+                             data=plan.discovery.root)
         print("\n".join(describe(plan, runner.plan(plan.stages), commands=True)))
         print("dry run: nothing was written")
         return 0
     inputs = [Path(request.data)] if request.data is not None else []
     overwrite = bool(args.overwrite)
     with OutputFolder(plan.out, "reproduce", inputs, overwrite=overwrite, keep=not overwrite), \
-            _log_file(plan.out / LOG_NAME) as logger, _sigterm_interrupts():
+            _log_file(plan.out / LOG_NAME, plan.discovery.root) as logger, \
+            _sigterm_interrupts():
         command = rerun_command(request)
         logger.info("=== %s", command)
-        runner = StageRunner(plan.out, request.force, announce=_say)
+        runner = StageRunner(plan.out, request.force, announce=_say, data=plan.discovery.root)
         for line in describe(plan, runner.plan(plan.stages)):
             _say(line)
             logger.info(line)

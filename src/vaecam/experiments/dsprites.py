@@ -45,6 +45,7 @@ from vaecam.metrics.paired import MIN_SEEDS, paired_seed_test
 from vaecam.models.factorvae import FactorVAE
 from vaecam.outputs import FolderLock, OutputFolder, adopt, atomic_write_text
 from vaecam.report.document import format_duration, interval, mean_std
+from vaecam.report.portable import PortablePaths, resolve_paths
 from vaecam.report.references import DSPRITES_FACTORVAE_SCORE
 from vaecam.report.tables import fmt, markdown_table, write_json
 from vaecam.training.checkpoints import load_model, read_checkpoint
@@ -201,7 +202,8 @@ def reconstruction_error(
 
 def score(checkpoint: Path, config: ScoreConfig, out: Path, progress: bool = False
           ) -> dict[str, Any]:
-    """FactorVAE metric, MIG and reconstruction error of a checkpoint; writes ``out/score.json``.
+    """FactorVAE metric, MIG and reconstruction error of a checkpoint; writes ``out/score.json``
+    (paths relative to ``out``, see :func:`read_score`).
 
     ``out`` is locked while scoring; an existing ``score.json`` is replaced (it is vaecam's).
     """
@@ -247,8 +249,13 @@ def score(checkpoint: Path, config: ScoreConfig, out: Path, progress: bool = Fal
         "references": DSPRITES_FACTORVAE_SCORE,
     }
     with FolderLock(Path(out)):
-        adopt(write_json(Path(out) / "score.json", result))
+        adopt(write_json(Path(out) / "score.json", PortablePaths.anchored(out)(result)))
     return result
+
+
+def read_score(folder: Path) -> dict[str, Any]:
+    """The ``score.json`` in ``folder``, its paths absolute again."""
+    return resolve_paths(json.loads((Path(folder) / "score.json").read_text()), folder)
 
 
 @dataclass
@@ -308,7 +315,7 @@ def sweep(
                     raise ConfigError(f"{folder} was trained with other options: "
                                       f"{differences[0]}; pass --overwrite to retrain the sweep "
                                       "or choose another --out")
-                previous = json.loads(scored.read_text())
+                previous = read_score(folder)
                 if _scored_with(previous, score_config):
                     rows.append(previous)
                     continue
@@ -485,8 +492,10 @@ def summary_results(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 def write_summary(out: Path, rows: Sequence[Mapping[str, Any]], markdown_name: str, title: str,
                   preamble: str = "") -> dict[str, Any]:
     """Write ``results.json``, ``markdown_name`` (every run, the means, the paired test, the
-    published numbers) and ``figure5b.png`` into ``out``; returns their paths and tables."""
+    published numbers) and ``figure5b.png`` into ``out``, paths in them relative to ``out``;
+    returns their paths and tables."""
     out = Path(out)
+    portable = PortablePaths.anchored(out)
     out.mkdir(parents=True, exist_ok=True)
     results = summary_results(rows)
     columns = ["model", "gamma", "train_seed", "steps", "factorvae", "mig", "recon_error"]
@@ -507,8 +516,8 @@ def write_summary(out: Path, rows: Sequence[Mapping[str, Any]], markdown_name: s
            f"{markdown_table(PER_SEED_HEADERS, per_seed_rows(paired))}\n" if paired else "")
         + f"## Published numbers\n\n{references}\n![Figure 5b](figure5b.png)\n"
     )
-    atomic_write_text(out / markdown_name, markdown)
-    write_json(out / "results.json", results)
+    atomic_write_text(out / markdown_name, portable.text(markdown))
+    write_json(out / "results.json", portable(results))
     return {"markdown": out / markdown_name, "json": out / "results.json", "figure": figure,
             "table": summary_table, "paired_table": paired_table, "references": references,
             "results": results}

@@ -19,6 +19,7 @@ from torch.utils.data import Dataset
 
 from vaecam.data.transforms import AugmentConfig
 from vaecam.metrics.encoder_health import health_warning
+from vaecam.report.portable import PortablePaths
 from vaecam.training.callbacks import LatentHealth
 from vaecam.training.module import VAEModule
 from vaecam.training.run_folder import plain
@@ -51,17 +52,21 @@ def train_vae(
     """Fit ``model_name`` with Adam(``lr``) on ``train_set``; returns the last checkpoint.
 
     ``data`` (a plain description of the training data) and ``options`` (the merged options of
-    the run) are stored in the checkpoint's ``vaecam`` entry beside the seed. With
-    ``device_augment`` the training set yields (image, index) and is augmented on the device.
+    the run) are stored in the checkpoint's ``vaecam`` entry beside the seed, their paths
+    relative to the run folder (``$OUT/../data``, read back as paths by ``read_checkpoint``).
+    With ``device_augment`` the training set yields (image, index) and is augmented on the
+    device.
     ``fit_images``: training images the model learns its data constants from (standardisation).
     """
+    portable = PortablePaths.anchored(cfg.out_dir)
     module = VAEModule(
         model_name,
         model_config,
         lr=lr,
         seed=cfg.seed,
         **loss_switches(options),
-        extra_metadata={"seed": cfg.seed, "data": plain(data), "train_options": plain(options)},
+        extra_metadata={"seed": cfg.seed, "data": portable(plain(data)),
+                        "train_options": portable(plain(options))},
         device_augment=device_augment,
         fit_images=fit_images,
     )

@@ -6,6 +6,12 @@ a report prints is therefore rewritten relative to a named base: ``$OUT`` (the f
 ``--out``, which holds the report), ``$DATA`` (the data root given to ``--data``), the working
 directory the command ran in (a plain relative path), or the home folder (``~``). The longest
 matching base wins, so a data root inside the output folder reads ``$DATA/...``.
+
+Files that vaecam reads back (stage records, ``train_config.json``, ``score.json``) use
+:meth:`PortablePaths.anchored`: only ``$OUT``, ``$OUT/..`` (a folder beside or above --out)
+and ``$DATA``, which :func:`resolve_paths` turns back into paths wherever the folder now lies.
+A path that shares no folder with --out (other than ``/``) nor lies in the data root is kept as
+it is.
 """
 
 from __future__ import annotations
@@ -28,9 +34,11 @@ class PortablePaths:
 
     def __init__(self, out: Path | str, data: Path | str | None = None,
                  cwd: Path | str | None = None, home: Path | str | None = None,
-                 parents: int = 0):
-        bases = {OUT: out, DATA: data, "": cwd if cwd is not None else Path.cwd(),
-                 "~": home if home is not None else Path.home()}
+                 parents: int = 0, anchors_only: bool = False):
+        bases = {OUT: out, DATA: data}
+        if not anchors_only:
+            bases.update({"": cwd if cwd is not None else Path.cwd(),
+                          "~": home if home is not None else Path.home()})
         # ``parents`` levels above --out: a sibling folder (the checkpoints beside a localize
         # folder) reads $OUT/../NAME
         above = Path(os.path.abspath(os.path.expanduser(str(out))))
@@ -44,6 +52,14 @@ class PortablePaths:
                              key=lambda item: (-len(item[1]), item[0]))
         self._pattern = re.compile("|".join(
             re.escape(path) + _END for _, path in self._bases) or r"(?!x)x")
+
+    @classmethod
+    def anchored(cls, out: Path | str, data: Path | str | None = None) -> PortablePaths:
+        """Paths of a file vaecam reads back: relative to ``out`` (``$OUT``, or ``$OUT/..``
+        up to the folder below ``/``) or to ``data`` (``$DATA``); never relative to the working
+        directory or the home folder, which differ from one command to the next."""
+        depth = len(Path(os.path.abspath(os.path.expanduser(str(out)))).parts) - 2
+        return cls(out, data, parents=max(depth, 0), anchors_only=True)
 
     def text(self, value: str) -> str:
         """``value`` with every known absolute path rewritten against its base."""
@@ -72,6 +88,23 @@ class PortablePaths:
             parts.append(f"{DATA} the data root (--data)")
         parts.append("relative paths start at the folder the command ran in")
         return "Paths: " + "; ".join(parts) + "."
+
+
+def resolve_paths(value: Any, out: Path | str, data: Path | str | None = None) -> Any:
+    """A copy of ``value`` whose strings ``$OUT[/...]`` and ``$DATA[/...]`` are absolute paths
+    again (``$OUT`` standing for ``out``, ``$DATA`` for ``data``); other values are kept, so an
+    earlier file that holds absolute paths reads the same."""
+    if isinstance(value, str):
+        for name, base in ((OUT, out), (DATA, data)):
+            if base is not None and (value == name or value.startswith(name + "/")):
+                root = os.path.abspath(os.path.expanduser(str(base)))
+                return os.path.normpath(root + value[len(name):])
+        return value
+    if isinstance(value, Mapping):
+        return {k: resolve_paths(v, out, data) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [resolve_paths(v, out, data) for v in value]
+    return value
 
 
 # a path ends where a name cannot go on: end of text, a separator, a quote, a space...

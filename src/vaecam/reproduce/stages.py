@@ -12,6 +12,11 @@ interrupted or failed stage runs again next time. A failed stage is reported and
 do not need it go on; those that need it are *blocked*. Progress is one line per stage with
 elapsed time and an ETA from the preset's estimates, scaled by how fast the finished stages ran
 compared with their estimates; every line also goes to the ``vaecam.reproduce`` logger.
+
+A record names paths relative to the output folder or the data root (``$OUT/...``,
+``$DATA/...``, see :mod:`vaecam.report.portable`), and so does the fingerprint: a finished
+stage stays current when the output folder (with the data inside it) is moved. A record written
+with absolute paths by an earlier vaecam is still recognised.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from typing import Any
 from vaecam.errors import VaecamError
 from vaecam.outputs import atomic_write_text
 from vaecam.report.document import format_duration
+from vaecam.report.portable import PortablePaths, resolve_paths
 from vaecam.training.run_folder import plain
 from vaecam.training.trainer import TrainingInterrupted
 
@@ -89,17 +95,23 @@ def work_share(result: Mapping[str, Any]) -> float:
 class StageRunner:
     """Run stages in order under ``out``; records in ``out/.stages``.
 
-    ``fresh`` ignores every earlier record (the results are being replaced).
+    ``data`` is the data root (paths under it are recorded as ``$DATA/...``); ``fresh``
+    ignores every earlier record (the results are being replaced).
     """
 
     def __init__(self, out: Path, force: Sequence[str] = (),
-                 announce: Callable[[str], None] = print, fresh: bool = False):
+                 announce: Callable[[str], None] = print, fresh: bool = False,
+                 data: Path | None = None):
         self.out = Path(out)
+        self.data = data
+        self.paths = PortablePaths.anchored(self.out, data)
         self.records = self.out / ".stages"
         self.force = list(force)
         self.announce = announce
         self.fresh = fresh
         self.fingerprints: dict[str, str] = {}
+        # the fingerprints of records written with absolute paths (before paths were portable)
+        self.absolute_fingerprints: dict[str, str] = {}
         self.outcomes: dict[str, Outcome] = {}
 
     def _record_path(self, name: str) -> Path:
@@ -112,23 +124,36 @@ class StageRunner:
             record = json.loads(self._record_path(name).read_text())
         except (OSError, ValueError):
             return None
-        return record if isinstance(record, dict) else None
+        return resolve_paths(record, self.out, self.data) if isinstance(record, dict) else None
 
     def fingerprint(self, stage: Stage) -> str:
-        return _digest({"config": stage.config,
+        """The hash of the stage's configuration, its paths relative to ``out`` and the data
+        root, and of the fingerprints of the stages it needs."""
+        return _digest({"config": self.paths(plain(stage.config)),
                         "needs": [self.fingerprints.get(n, "") for n in stage.needs]})
+
+    def _absolute_fingerprint(self, stage: Stage) -> str:
+        """The fingerprint as records with absolute paths hold it."""
+        return _digest({"config": stage.config,
+                        "needs": [self.absolute_fingerprints.get(n, "") for n in stage.needs]})
+
+    def _fingerprint_all(self, stages: Sequence[Stage]) -> None:
+        for stage in stages:
+            if stage.name not in self.fingerprints:
+                self.fingerprints[stage.name] = self.fingerprint(stage)
+                self.absolute_fingerprints[stage.name] = self._absolute_fingerprint(stage)
 
     def is_forced(self, stage: Stage) -> bool:
         return any(matches(f, stage.name, stage.kind) for f in self.force)
 
     def _stale(self, stage: Stage) -> str:
         """Why the stage's record does not make it current ("" when it does)."""
-        if stage.name not in self.fingerprints:
-            self.fingerprints[stage.name] = self.fingerprint(stage)
+        self._fingerprint_all([stage])
         record = self._record(stage.name)
         if record is None:
             return "not run before"
-        if record.get("fingerprint") != self.fingerprints[stage.name]:
+        if record.get("fingerprint") not in (self.fingerprints[stage.name],
+                                             self.absolute_fingerprints[stage.name]):
             return "configuration changed"
         missing = [p for p in record.get("result", {}).get("outputs", []) if not Path(p).exists()]
         if missing:
@@ -149,9 +174,8 @@ class StageRunner:
 
         Dependencies must come before the stages that need them.
         """
-        self.fingerprints = {}
-        for stage in stages:
-            self.fingerprints[stage.name] = self.fingerprint(stage)
+        self.fingerprints, self.absolute_fingerprints = {}, {}
+        self._fingerprint_all(stages)
         to_run: dict[str, str] = {}
         for stage in stages:
             rerun = next((n for n in stage.needs if n in to_run), None)
@@ -216,12 +240,12 @@ class StageRunner:
                                        error=f"{type(exc).__name__}: {message}"))
         else:
             seconds = time.perf_counter() - t0
-            atomic_write_text(self._record_path(stage.name), json.dumps(plain({
+            atomic_write_text(self._record_path(stage.name), json.dumps(self.paths(plain({
                 "name": stage.name, "kind": stage.kind,
                 "fingerprint": self.fingerprints[stage.name], "config": stage.config,
                 "command": stage.command, "finished": time.time(),
                 "seconds": round(seconds, 2), "result": result,
-            }), indent=2, default=str) + "\n")
+            })), indent=2, default=str) + "\n")
             self._finish(head, Outcome(stage.name, "done", seconds, result))
 
     def _say(self, line: str) -> None:

@@ -6,7 +6,6 @@ runner keeps (``outputs`` lists the files whose presence makes a finished stage 
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -154,7 +153,7 @@ def dsprites_summary(out: Path, runs: Sequence[Path]) -> dict[str, Any]:
     bootstrap and Wilcoxon), Figure 5b: ``table.md``, ``results.json``, ``figure5b.png``."""
     from vaecam.experiments import dsprites
 
-    rows = [json.loads((run / "score.json").read_text()) for run in runs]
+    rows = [dsprites.read_score(run) for run in runs]
     written = dsprites.write_summary(out, rows, "table.md", "dSprites summary")
     files = [written["json"], written["markdown"], written["figure"]]
     return {"results": str(written["json"]), "figure": str(written["figure"]),

@@ -19,6 +19,7 @@ import torch
 from vaecam.errors import CheckpointError
 from vaecam.models import VAE, build_model
 from vaecam.outputs import atomic_write
+from vaecam.report.portable import resolve_paths
 
 FORMAT_VERSION = 1
 
@@ -57,13 +58,18 @@ def check_resumable_checkpoint(path: Path, best: Path) -> None:
 
 
 def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Load a vaecam checkpoint with ``weights_only=True``; one-line errors for bad files."""
+    """Load a vaecam checkpoint with ``weights_only=True``; one-line errors for bad files.
+
+    Paths in its ``vaecam`` entry written as ``$OUT/...`` are relative to the run folder that
+    holds ``checkpoints/``, and are returned as absolute paths.
+    """
     ckpt = _load(Path(path), "pick another file")
     if not isinstance(ckpt, dict) or "vaecam" not in ckpt or "state_dict" not in ckpt:
         raise CheckpointError(
             f"{path} is not a vaecam checkpoint (no 'vaecam' entry); use a .ckpt written by "
             "'vaecam train'"
         )
+    ckpt["vaecam"] = resolve_paths(ckpt["vaecam"], Path(path).absolute().parent.parent)
     return ckpt
 
 

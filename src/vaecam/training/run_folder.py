@@ -6,7 +6,9 @@ file records the experiment and the run's *identity*: everything that fixes the 
 and the optimisation (model configuration, loss and optimiser settings, data description, seed,
 batch size, devices). ``--resume`` compares the identity of the new command with the stored one
 and refuses any difference with a one-line error naming it: a run resumed with another learning
-rate or category would silently be two runs in one.
+rate or category would silently be two runs in one. Paths in the file are written relative to
+the run folder (``$OUT``, ``$OUT/../..``, see :mod:`vaecam.report.portable`) and read back as
+absolute paths, so a run folder moved together with its data can still be resumed.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 
 from vaecam.errors import ConfigError
 from vaecam.outputs import atomic_write_text
+from vaecam.report.portable import PortablePaths, resolve_paths
 
 CONFIG_NAME = "train_config.json"
 # Identity keys that users know under another option name.
@@ -73,12 +76,13 @@ def identity_differences(stored: Mapping[str, Any], current: Mapping[str, Any]) 
 
 
 def read_run_record(out_dir: Path) -> dict[str, Any] | None:
-    """The ``train_config.json`` of a run folder, or None if it has none (or it is unreadable)."""
+    """The ``train_config.json`` of a run folder, its paths absolute, or None if it has none
+    (or it is unreadable)."""
     try:
         data = json.loads((Path(out_dir) / CONFIG_NAME).read_text())
     except (OSError, ValueError):
         return None
-    return data if isinstance(data, dict) else None
+    return resolve_paths(data, out_dir) if isinstance(data, dict) else None
 
 
 class RunMismatch(ConfigError):
@@ -116,7 +120,8 @@ def write_run_record(out_dir: Path, experiment: str, identity: Mapping[str, Any]
                      settings: Mapping[str, Any], notes: Mapping[str, Any] | None = None
                      ) -> Path:
     """Write ``train_config.json``: experiment, identity, how this launch trained, and
-    ``notes`` (e.g. which test images the localisation tracker watches)."""
+    ``notes`` (e.g. which test images the localisation tracker watches); paths relative to
+    ``out_dir``."""
     from vaecam import __version__
 
     record = {
@@ -127,5 +132,5 @@ def write_run_record(out_dir: Path, experiment: str, identity: Mapping[str, Any]
         "vaecam": __version__,
         "written": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
-    return atomic_write_text(Path(out_dir) / CONFIG_NAME,
-                             json.dumps(record, indent=2, default=str) + "\n")
+    return atomic_write_text(Path(out_dir) / CONFIG_NAME, json.dumps(
+        PortablePaths.anchored(out_dir)(record), indent=2, default=str) + "\n")
