@@ -12,6 +12,7 @@ lone number is right-aligned, and an interval never breaks across lines.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -91,17 +92,19 @@ class Cell:
 
     @property
     def numeric(self) -> bool:
-        """A lone number (no std, interval or note): right-aligned."""
+        """A lone number (no std, interval or note; NaN is a missing value): right-aligned."""
         return (isinstance(self.value, (int, float)) and not isinstance(self.value, bool)
+                and _json_value(self.value) is not None
                 and self.std is None and self.interval is None and not self.note)
 
     def to_json(self) -> dict[str, Any]:
-        """The fields that differ from their defaults (``value`` always)."""
-        data = {"value": self.value}
+        """The fields that differ from their defaults (``value`` always); NaN as null."""
+        data = {"value": _json_value(self.value)}
         for f in fields(self)[1:]:
             value = getattr(self, f.name)
             if value != f.default:
-                data[f.name] = list(value) if f.name == "interval" else value
+                data[f.name] = ([_json_value(v) for v in value] if f.name == "interval"
+                                else _json_value(value))
         return data
 
 
@@ -190,11 +193,11 @@ class Table:
         return Markup("\n".join(lines))
 
     def to_json(self) -> dict[str, Any]:
-        """Columns, rows (a plain value as it is, a :class:`Cell` as a dict) and caption;
-        :meth:`from_json` reads it back."""
+        """Columns, rows (a plain value as it is, a :class:`Cell` as a dict; NaN as null, which
+        reads the same) and caption; :meth:`from_json` reads it back."""
         return {"caption": self.caption, "digits": self.digits,
                 "columns": [asdict(c) for c in self.columns],
-                "rows": [[v.to_json() if isinstance(v, Cell) else v for v in row]
+                "rows": [[v.to_json() if isinstance(v, Cell) else _json_value(v) for v in row]
                          for row in self.rows]}
 
     @classmethod
@@ -220,6 +223,11 @@ class Table:
                    for c in self.columns]
         return replace(self, columns=columns, rows=[[cell(v) for v in row] for row in self.rows],
                        caption=change(self.caption))
+
+
+def _json_value(value: Any) -> Any:
+    """None for NaN (JSON has no NaN; both read as an en dash), else the value."""
+    return None if isinstance(value, float) and math.isnan(value) else value
 
 
 def _cell_html(cell: RenderedCell) -> str:
