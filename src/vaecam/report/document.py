@@ -2,6 +2,7 @@
 
 Experiments fill a :class:`Document`; :mod:`vaecam.report.render` turns it into ``report.md`` and
 a self-contained ``report.html``. Blocks hold plain text (never markup), so renderers escape it.
+A table block is the :class:`~vaecam.report.table.Table` of every vaecam table; it renders itself.
 Section anchors are slugs of the titles, prefixed by the parent's anchor
 (``mvtec-ad`` > ``mvtec-ad-carpet``): stable when other sections come or go, unique by
 construction except for siblings sharing a title, which :func:`outline` rejects.

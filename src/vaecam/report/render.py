@@ -1,9 +1,10 @@
 """Render a :class:`~vaecam.report.document.Document` as Markdown and as self-contained HTML.
 
-Both come from Jinja2 templates in ``templates/`` (HTML with autoescaping on). The HTML page
-needs nothing outside itself: figures are embedded as ``data:`` URIs, the CSS is inline, there
-is no script, and its Content-Security-Policy forbids loading anything else. The Markdown file
-links its figures relative to its own folder.
+Both come from Jinja2 templates in ``templates/`` (HTML with autoescaping on); tables render
+themselves (:class:`~vaecam.report.table.Table`), the same way in a report as elsewhere. The
+HTML page needs nothing outside itself: figures are embedded as ``data:`` URIs, the CSS is
+inline, there is no script, and its Content-Security-Policy forbids loading anything else. The
+Markdown file links its figures relative to its own folder.
 """
 
 from __future__ import annotations
