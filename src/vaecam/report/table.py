@@ -94,17 +94,17 @@ class Cell:
     def numeric(self) -> bool:
         """A lone number (no std, interval or note; NaN is a missing value): right-aligned."""
         return (isinstance(self.value, (int, float)) and not isinstance(self.value, bool)
-                and _json_value(self.value) is not None
+                and _nan_as_none(self.value) is not None
                 and self.std is None and self.interval is None and not self.note)
 
     def to_json(self) -> dict[str, Any]:
         """The fields that differ from their defaults (``value`` always); NaN as null."""
-        data = {"value": _json_value(self.value)}
+        data = {"value": _nan_as_none(self.value)}
         for f in fields(self)[1:]:
             value = getattr(self, f.name)
             if value != f.default:
-                data[f.name] = ([_json_value(v) for v in value] if f.name == "interval"
-                                else _json_value(value))
+                data[f.name] = ([_nan_as_none(v) for v in value] if f.name == "interval"
+                                else _nan_as_none(value))
         return data
 
 
@@ -197,7 +197,7 @@ class Table:
         reads the same) and caption; :meth:`from_json` reads it back."""
         return {"caption": self.caption, "digits": self.digits,
                 "columns": [asdict(c) for c in self.columns],
-                "rows": [[v.to_json() if isinstance(v, Cell) else _json_value(v) for v in row]
+                "rows": [[v.to_json() if isinstance(v, Cell) else _nan_as_none(v) for v in row]
                          for row in self.rows]}
 
     @classmethod
@@ -225,7 +225,7 @@ class Table:
                        caption=change(self.caption))
 
 
-def _json_value(value: Any) -> Any:
+def _nan_as_none(value: Any) -> Any:
     """None for NaN (JSON has no NaN; both read as an en dash), else the value."""
     return None if isinstance(value, float) and math.isnan(value) else value
 
