@@ -26,6 +26,7 @@ from vaecam.report.references import (
     MVTEC_PIXEL,
     UCSD_PED1_PIXEL_AUROC,
 )
+from vaecam.report.table import Table
 from vaecam.reproduce.report import BASELINE, constant_map
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -139,9 +140,7 @@ def claim3_row_verdict(verdict: str) -> str:
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |" for row in rows]
-    return "\n".join(lines)
+    return str(Table(headers, rows)).rstrip("\n")
 
 
 def _vaecam(cells: Mapping[str, Any], name: str, cell: Mapping[str, Any]) -> str:

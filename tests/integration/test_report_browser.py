@@ -19,20 +19,19 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from vaecam.report.document import (  # noqa: E402
-    Cell,
     Document,
     Figure,
     Note,
     OutlineNode,
     Paragraph,
     Section,
-    Table,
     Verdict,
     mean_std,
     outline,
     rerun_section,
 )
 from vaecam.report.render import write_report  # noqa: E402
+from vaecam.report.table import Cell, Table  # noqa: E402
 
 pytestmark = pytest.mark.timeout(180)
 

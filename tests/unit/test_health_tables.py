@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from vaecam.report.document import Cell
 from vaecam.report.localization import HIDDEN_ALIVE, collapse_warning, latent_table
+from vaecam.report.table import Cell
 from vaecam.reproduce.report import latent_table as report_latent_table
 
 
@@ -23,7 +23,7 @@ def _results(latent: dict) -> dict:
 def test_latent_table_shows_the_least_alive_layer_per_seed():
     results = _results({"0": _health(12.0, 9, 0.62), "1": _health(0.05, 0, 0.15),
                         "2": _health(3.0, 4, None)})  # a record written before encoder health
-    lines = latent_table(results).splitlines()
+    lines = str(latent_table(results)).splitlines()
     header = [c.strip() for c in lines[0].strip("|").split("|")]
     assert header[:4] == ["seed", "KL (nats)", "active units", HIDDEN_ALIVE]
     rows = {line.split("|")[1].strip(): [c.strip() for c in line.strip("|").split("|")]

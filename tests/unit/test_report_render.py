@@ -16,14 +16,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from vaecam.errors import DataError  # noqa: E402
 from vaecam.report.document import (  # noqa: E402
-    Cell,
     CodeBlock,
     Document,
     Figure,
     Note,
     Paragraph,
     Section,
-    Table,
     Verdict,
     format_duration,
     interval,
@@ -38,6 +36,7 @@ from vaecam.report.render import (  # noqa: E402
     render_markdown,
     write_report,
 )
+from vaecam.report.table import Cell, Table  # noqa: E402
 
 
 def _png(path: Path) -> Path:

@@ -47,7 +47,8 @@ from vaecam.outputs import FolderLock, OutputFolder, adopt, atomic_write_text
 from vaecam.report.document import format_duration, interval, mean_std
 from vaecam.report.portable import PortablePaths, resolve_paths
 from vaecam.report.references import DSPRITES_FACTORVAE_SCORE
-from vaecam.report.tables import fmt, markdown_table, write_json
+from vaecam.report.table import Table
+from vaecam.report.tables import fmt, write_json
 from vaecam.training.checkpoints import load_model, read_checkpoint
 from vaecam.training.factorvae_module import (
     DEFAULT_SCORE_SIZES,
@@ -499,21 +500,21 @@ def write_summary(out: Path, rows: Sequence[Mapping[str, Any]], markdown_name: s
     out.mkdir(parents=True, exist_ok=True)
     results = summary_results(rows)
     columns = ["model", "gamma", "train_seed", "steps", "factorvae", "mig", "recon_error"]
-    runs = markdown_table(columns, [[row[c] for c in columns] for row in rows])
-    summary_table = markdown_table(
+    runs = str(Table(columns, [[row[c] for c in columns] for row in rows]))
+    summary_table = str(Table(
         ["model", "gamma", "runs", "factorvae mean", "factorvae std", "mig mean", "recon mean"],
-        [list(s.values()) for s in results["summary"]])
+        [list(s.values()) for s in results["summary"]]))
     paired = results["paired"]
-    paired_table = markdown_table(PAIRED_HEADERS, paired_rows(paired)) if paired else ""
-    references = markdown_table(["published", "FactorVAE metric"],
-                                list(DSPRITES_FACTORVAE_SCORE.items()))
+    paired_table = str(Table(PAIRED_HEADERS, paired_rows(paired))) if paired else ""
+    references = str(Table(["published", "FactorVAE metric"],
+                           list(DSPRITES_FACTORVAE_SCORE.items())))
     figure = disentanglement_scatter(out / "figure5b.png", rows)
     markdown = (
         f"# {title}\n\n" + (f"{preamble}\n\n" if preamble else "")
         + f"## Runs\n\n{runs}\n## Mean over seeds\n\n{summary_table}\n"
         + (f"## AD-FactorVAE against FactorVAE across seeds\n\n{PAIRED_NOTE}\n\n"
            f"{paired_table}\n### Per seed\n\n"
-           f"{markdown_table(PER_SEED_HEADERS, per_seed_rows(paired))}\n" if paired else "")
+           f"{Table(PER_SEED_HEADERS, per_seed_rows(paired))}\n" if paired else "")
         + f"## Published numbers\n\n{references}\n![Figure 5b](figure5b.png)\n"
     )
     atomic_write_text(out / markdown_name, portable.text(markdown))

@@ -53,6 +53,7 @@ from vaecam.metrics.bootstrap import (
 )
 from vaecam.metrics.encoder_health import model_health
 from vaecam.metrics.localization import PixelROCAccumulator, image_auroc
+from vaecam.report.table import Table
 
 Resize = Literal["upsample-maps", "downscale-masks"]
 RESIZE_MODES = ("upsample-maps", "downscale-masks")
@@ -728,32 +729,16 @@ def write_figures(agg: Aggregate, out: Path, title: str, results: Mapping[str, A
 
 
 def write_outputs(out: Path, agg: Aggregate, results: Mapping[str, Any], title: str,
-                  extra_tables: Sequence[str] = ()) -> dict[str, Any]:
+                  extra_tables: Sequence[str | Table] = ()) -> dict[str, Any]:
     """Write ``results.json`` (``results`` from :func:`results_json`), ``table.md`` and the
     figures into ``out``; returns the results with the files added."""
     from vaecam.outputs import atomic_write_text
-    from vaecam.report.localization import (
-        bootstrap_note,
-        collapse_warning,
-        grid_table,
-        latent_table,
-        method_table,
-        method_table_note,
-    )
+    from vaecam.report.localization import table_markdown
     from vaecam.report.portable import PortablePaths
     from vaecam.report.tables import write_json
 
     figures = write_figures(agg, out, title, results)
-    warning = collapse_warning(results)
-    text = "\n".join([
-        f"# {title}\n", results.get("note", ""), "",
-        f"Seeds {', '.join(map(str, agg.seeds))}; {bootstrap_note(results)}\n",
-        *([f"**{warning}**\n"] if warning else []),
-        "## Latent health of the explained models\n", latent_table(results),
-        "## Map methods\n", method_table_note(results) + "\n", method_table(results),
-        *extra_tables,
-        "## Every setting\n", grid_table(results),
-    ])
+    text = table_markdown(results, title, extra_tables)
     data = results.get("data")
     portable = PortablePaths(out, data.get("root") if isinstance(data, Mapping) else None,
                              parents=2)  # the file names no folder of this machine

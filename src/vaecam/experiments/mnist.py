@@ -384,4 +384,4 @@ def demo_report(results: dict[str, Any]) -> str:
                   f"![maps, trained on {digit}](localization_digit{digit}/overlays_methods.png)"]
     lines += ["", f"Machine-readable results: `results.json`. Run time: {results['seconds']} s.",
               ""]
-    return "\n".join(lines)
+    return "\n".join(map(str, lines))  # tables as Markdown

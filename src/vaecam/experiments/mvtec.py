@@ -17,7 +17,7 @@ from vaecam.models.mvtec import ResNet18VAE
 from vaecam.outputs import OutputFolder
 from vaecam.report.localization import METRIC_NAMES, best_per_family, values_by
 from vaecam.report.references import MVTEC_MAPS_MEAN_PIXEL_AUROC, MVTEC_PIXEL
-from vaecam.report.tables import markdown_table
+from vaecam.report.table import Column, Table
 from vaecam.training.trainer import TrainConfig
 
 MODEL = "resnet18-vae"
@@ -67,7 +67,7 @@ def train_mvtec(options: dict[str, Any], cfg: TrainConfig) -> Path:
                      options, inputs=[root], device_augment=device_augment, callbacks=callbacks)
 
 
-def table2(results: dict[str, Any], cfg: loc.LocalizationConfig, category: str) -> str:
+def table2(results: dict[str, Any], cfg: loc.LocalizationConfig, category: str) -> Table:
     """Pixel AUROC and best IoU of one category: the paper's and reproduction's numbers (known
     categories), then ours: the baseline, method 2 relu / abs at the last layer (the
     reproduction's setting) and the best attention setting of the grid."""
@@ -77,14 +77,15 @@ def table2(results: dict[str, Any], cfg: loc.LocalizationConfig, category: str) 
     best = best_per_family(results)
     best_attention = next((s["name"] for s in best if s["family"] == "attention"), None)
     names = [loc.BASELINE, *repro, *([best_attention] if best_attention else [])]
+    ours = ["vaecam recon-abs", f"vaecam {last} m2 relu", f"vaecam {last} m2 abs",
+            *([f"vaecam best: {best_attention}"] if best_attention else [])]
     headers = ["category", "metric", *(["paper", "repro relu", "repro abs"] if reference else []),
-               "vaecam recon-abs", f"vaecam {last} m2 relu", f"vaecam {last} m2 abs",
-               *([f"vaecam best: {best_attention}"] if best_attention else [])]
+               *(Column(header, digits=3) for header in ours)]
     rows = []
     for i, key in enumerate(("pixel_auroc", "best_iou")):
         refs = list(reference[3 * i : 3 * i + 3]) if reference else []
         rows.append([category, METRIC_NAMES[key], *refs, *values_by(results, names, key)])
-    return markdown_table(headers, rows, digits=2)
+    return Table(headers, rows, digits=2)
 
 
 def localize_mvtec(options: dict[str, Any]) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from vaecam.models.ucsd import RECIPES, UCSDVAE
 from vaecam.outputs import OutputFolder
 from vaecam.report.localization import values_by
 from vaecam.report.references import UCSD_PED1_PIXEL_AUROC
-from vaecam.report.tables import markdown_table
+from vaecam.report.table import Column, Table
 from vaecam.training.trainer import TrainConfig
 
 MODEL = "ucsd-vae"
@@ -61,12 +61,13 @@ def _clips(values: Any) -> list[str | int] | None:
     return [int(v) if str(v).isdigit() else str(v) for v in values]
 
 
-def figure4_table(results: dict[str, Any], cfg: loc.LocalizationConfig) -> str:
+def figure4_table(results: dict[str, Any], cfg: loc.LocalizationConfig) -> Table:
     """Pixel AUROC: rows baseline + conv layers; the paper's and the reproduction's columns,
     then vaecam's for each method x activation (mean ± std [interval]; the baseline repeated, as
     the reproduction does)."""
     ours = [(m, a) for m in cfg.methods for a in cfg.activations]
-    headers = ["layer", *REFERENCE_COLUMNS, *(f"vaecam {m} {a}" for m, a in ours)]
+    headers = ["layer", *REFERENCE_COLUMNS,
+               *(Column(f"vaecam {m} {a}", digits=3) for m, a in ours)]
     baseline = values_by(results, [loc.BASELINE], "pixel_auroc")[0]
     rows = [[loc.BASELINE, *(UCSD_PED1_PIXEL_AUROC["baseline"][c] for c in REFERENCE_COLUMNS),
              *([baseline] * len(ours))]]
@@ -74,7 +75,7 @@ def figure4_table(results: dict[str, Any], cfg: loc.LocalizationConfig) -> str:
         names = [f"attention {label} m{m} {a}" for m, a in ours]
         rows.append([label, *(UCSD_PED1_PIXEL_AUROC[label][c] for c in REFERENCE_COLUMNS),
                      *values_by(results, names, "pixel_auroc")])
-    return markdown_table(headers, rows, digits=2)
+    return Table(headers, rows, digits=2)
 
 
 def localize_ucsd(options: dict[str, Any]) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 Experiments fill a :class:`Document`; :mod:`vaecam.report.render` turns it into ``report.md`` and
 a self-contained ``report.html``. Blocks hold plain text (never markup), so renderers escape it.
+A table block is the :class:`~vaecam.report.table.Table` of every vaecam table; it renders itself.
 Section anchors are slugs of the titles, prefixed by the parent's anchor
 (``mvtec-ad`` > ``mvtec-ad-carpet``): stable when other sections come or go, unique by
 construction except for siblings sharing a title, which :func:`outline` rejects.
@@ -13,14 +14,14 @@ import json
 import math
 import re
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from vaecam.report.table import Table
 from vaecam.report.tables import fmt
 
-CELL_STYLES = ("", "strong", "good", "mixed", "bad", "muted")
 TONES = ("good", "mixed", "bad", "neutral")
 NOTE_LEVELS = ("note", "warning")
 RESERVED_ANCHORS = frozenset({"contents", "contents-title"})  # the table of contents
@@ -84,64 +85,6 @@ class Paragraph:
 
     def paragraphs(self) -> list[str]:
         return [part.strip() for part in re.split(r"\n\s*\n", self.text) if part.strip()]
-
-
-@dataclass(frozen=True)
-class Cell:
-    """A table cell with styling: ``strong`` (bold) or a verdict tone (``good``/``mixed``/``bad``)
-    or ``muted``; the value is formatted like any other cell."""
-
-    value: Any
-    style: str = ""
-
-    def __post_init__(self) -> None:
-        if self.style not in CELL_STYLES:
-            raise ValueError(f"cell style {self.style!r} is not one of {CELL_STYLES}")
-
-
-@dataclass(frozen=True)
-class RenderedCell:
-    """What renderers draw: the cell's text, style and whether it is a number (right-aligned)."""
-
-    text: str
-    style: str
-    numeric: bool
-
-    @property
-    def css_class(self) -> str:
-        return " ".join(filter(None, ("num" if self.numeric else "", self.style)))
-
-
-@dataclass(frozen=True)
-class Table:
-    """Rows of values (numbers, strings, None, or :class:`Cell`) under ``headers``.
-
-    Floats are printed with ``digits`` decimals, None/NaN as an en dash (as in
-    :func:`vaecam.report.tables.fmt`).
-    """
-
-    headers: Sequence[str]
-    rows: Sequence[Sequence[Any]]
-    caption: str = ""
-    digits: int = 3
-    kind: ClassVar[str] = "table"
-
-    def __post_init__(self) -> None:
-        for i, row in enumerate(self.rows):
-            if len(row) != len(self.headers):
-                raise ValueError(f"table {self.caption!r}: row {i} has {len(row)} cells "
-                                 f"for {len(self.headers)} headers")
-
-    def body(self) -> list[list[RenderedCell]]:
-        """The rows as formatted cells."""
-        return [[self._render(value) for value in row] for row in self.rows]
-
-    def _render(self, value: Any) -> RenderedCell:
-        style = ""
-        if isinstance(value, Cell):
-            value, style = value.value, value.style
-        numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
-        return RenderedCell(fmt(value, self.digits), style, numeric)
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from vaecam.metrics.encoder_health import ALIVE_WARNING, is_unhealthy
-from vaecam.report.tables import fmt, markdown_table
+from vaecam.report.table import Cell, Column, Table
 
 METRIC_NAMES = {"pixel_auroc": "pixel AUROC", "aupro": "AUPRO (FPR<=0.3)",
                 "best_iou": "best IoU", "image_auroc_max": "image AUROC (max)"}
@@ -32,22 +32,23 @@ DEGENERATE = "degenerate"
 VERDICT_METRICS = ("pixel_auroc", "aupro")
 
 
-def cell_text(cell: Mapping[str, Any] | None, digits: int = 3) -> str:
+def metric_cell(cell: Mapping[str, Any] | None, style: str = "") -> Cell:
     """``mean ± std [lo, hi]`` (``mean [lo, hi]`` for one seed), ``degenerate (why)`` for a map
     degenerate on every seed, or an en dash; seeds left out as degenerate are named."""
     if not cell:
-        return "–"
+        return Cell(None, style)
     if DEGENERATE in cell:
-        return f"{DEGENERATE} ({cell[DEGENERATE]})"
-    text = fmt(cell["mean"], digits)
-    if sum(v is not None for v in cell.get("per_seed", [])) > 1:
-        text += f" ± {fmt(cell['std'], digits)}"
-    lo, hi = cell["ci95"]
-    text = f"{text} [{fmt(lo, digits)}, {fmt(hi, digits)}]"
+        return Cell(f"{DEGENERATE} ({cell[DEGENERATE]})", style)
+    several = sum(v is not None for v in cell.get("per_seed", [])) > 1
     left_out = cell.get("degenerate_seeds")
-    if left_out:
-        text += f" ({DEGENERATE} on seed {', '.join(map(str, left_out))}, left out)"
-    return text
+    note = f"{DEGENERATE} on seed {', '.join(map(str, left_out))}, left out" if left_out else ""
+    return Cell(cell["mean"], style, std=cell["std"] if several else None,
+                interval=tuple(cell["ci95"]), note=note)
+
+
+def cell_text(cell: Mapping[str, Any] | None, digits: int = 3) -> str:
+    """The text of :func:`metric_cell`."""
+    return metric_cell(cell).text(digits)
 
 
 def verdict_text(cell: Mapping[str, Any] | None, against: str = "vs_baseline") -> str:
@@ -151,29 +152,30 @@ def metric_keys(results: Mapping[str, Any]) -> list[str]:
     return [m for m in METRIC_NAMES if m in first]
 
 
-def method_table(results: Mapping[str, Any]) -> str:
+def method_table(results: Mapping[str, Any]) -> Table:
     """Rows: each map family's best setting; columns: every metric with its interval, the two
     verdicts on pixel AUROC and AUPRO, and milliseconds per image."""
     keys = metric_keys(results)
-    headers = ["map", *(METRIC_NAMES[k] for k in keys), *verdict_headers(), "ms / image"]
+    columns = ["map", *(METRIC_NAMES[k] for k in keys), *verdict_headers(),
+               Column("ms / image", digits=1)]
     rows = []
     for setting in best_per_family(results):
         m = setting["metrics"]
         shown = setting["name"] if setting["family"] == "attention" else setting["label"]
-        rows.append([shown + collapsed_mark(setting, results), *(cell_text(m.get(k))
-                                                                    for k in keys),
-                     *verdict_cells(m), f"{setting['ms_per_image']:.1f}"])
-    return markdown_table(headers, rows)
+        rows.append([shown + collapsed_mark(setting, results),
+                     *(metric_cell(m.get(k)) for k in keys), *verdict_cells(m),
+                     float(setting["ms_per_image"])])
+    return Table(columns, rows)
 
 
-def grid_table(results: Mapping[str, Any]) -> str:
+def grid_table(results: Mapping[str, Any]) -> Table:
     """Every setting (the whole attention grid included) with every metric and its verdicts."""
     keys = metric_keys(results)
     headers = ["setting", *(f"{METRIC_NAMES[k]}" for k in keys), *verdict_headers()]
     rows = [[s["name"] + collapsed_mark(s, results),
-             *(cell_text(s["metrics"].get(k)) for k in keys), *verdict_cells(s["metrics"])]
+             *(metric_cell(s["metrics"].get(k)) for k in keys), *verdict_cells(s["metrics"])]
             for s in results["settings"]]
-    return markdown_table(headers, rows)
+    return Table(headers, rows)
 
 
 def hidden_alive_text(health: Mapping[str, Any]) -> str:
@@ -190,7 +192,7 @@ def dead_layer_seeds(results: Mapping[str, Any]) -> list[str]:
             if is_unhealthy(health)[0]]
 
 
-def latent_table(results: Mapping[str, Any]) -> str:
+def latent_table(results: Mapping[str, Any]) -> Table:
     """Per seed: KL, active units, the least-alive encoder layer and the spread of ``mu`` on the
     test images."""
     rows = []
@@ -198,8 +200,8 @@ def latent_table(results: Mapping[str, Any]) -> str:
         rows.append([seed, f"{health['kl']:.3g}", f"{health['active_units']} of "
                      f"{health['latent_dim']}", hidden_alive_text(health),
                      f"{health['mu_std']:.2g}", "yes" if health["collapsed"] else "no"])
-    return markdown_table(["seed", "KL (nats)", "active units", HIDDEN_ALIVE,
-                           "std of mu (mean over dims)", "collapsed"], rows)
+    return Table(["seed", "KL (nats)", "active units", HIDDEN_ALIVE,
+                  "std of mu (mean over dims)", "collapsed"], rows)
 
 
 def collapse_warning(results: Mapping[str, Any]) -> str:
@@ -221,9 +223,25 @@ def collapse_warning(results: Mapping[str, Any]) -> str:
     return f"WARNING: {'. Also, '.join(parts)}." if parts else ""
 
 
-def values_by(results: Mapping[str, Any], names: Sequence[str], metric: str
-              ) -> list[str]:
-    """``cell_text`` of ``metric`` for the settings called ``names`` (en dash if absent)."""
+def values_by(results: Mapping[str, Any], names: Sequence[str], metric: str) -> list[Cell]:
+    """:func:`metric_cell` of ``metric`` for the settings called ``names`` (en dash if absent)."""
     by_name = {s["name"]: s for s in results["settings"]}
-    return [cell_text(by_name[n]["metrics"].get(metric)) if n in by_name else "–"
+    return [metric_cell(by_name[n]["metrics"].get(metric) if n in by_name else None)
             for n in names]
+
+
+def table_markdown(results: Mapping[str, Any], title: str,
+                   extra: Sequence[str | Table] = ()) -> str:
+    """``table.md`` of a localisation run: the note, how cells were made, a warning when a
+    latent collapsed, latent health, the method table, ``extra`` (headings, text, tables) and
+    every setting."""
+    warning = collapse_warning(results)
+    return "\n".join(map(str, [
+        f"# {title}\n", results.get("note", ""), "",
+        f"Seeds {', '.join(map(str, results['seeds']))}; {bootstrap_note(results)}\n",
+        *([f"**{warning}**\n"] if warning else []),
+        "## Latent health of the explained models\n", latent_table(results),
+        "## Map methods\n", method_table_note(results) + "\n", method_table(results),
+        *extra,
+        "## Every setting\n", grid_table(results),
+    ]))

@@ -23,7 +23,8 @@ from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
-from vaecam.report.document import Block, Cell, Document, KeyValues, Section, Table
+from vaecam.report.document import Block, Document, KeyValues, Section
+from vaecam.report.table import Table
 
 OUT = "$OUT"
 DATA = "$DATA"
@@ -123,10 +124,7 @@ def portable_document(doc: Document, paths: PortablePaths) -> Document:
 
     def block(item: Block) -> Block:
         if isinstance(item, Table):
-            rows = [[Cell(paths(c.value), c.style) if isinstance(c, Cell) else paths(c)
-                     for c in row] for row in item.rows]
-            return replace(item, headers=paths(list(item.headers)), rows=rows,
-                           caption=paths.text(item.caption))
+            return item.map_text(paths.text)
         if isinstance(item, KeyValues):
             return replace(item, items=paths(dict(item.items)), caption=paths.text(item.caption))
         changed = {f.name: paths.text(getattr(item, f.name)) for f in fields(item)

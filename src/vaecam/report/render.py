@@ -1,9 +1,10 @@
 """Render a :class:`~vaecam.report.document.Document` as Markdown and as self-contained HTML.
 
-Both come from Jinja2 templates in ``templates/`` (HTML with autoescaping on). The HTML page
-needs nothing outside itself: figures are embedded as ``data:`` URIs, the CSS is inline, there
-is no script, and its Content-Security-Policy forbids loading anything else. The Markdown file
-links its figures relative to its own folder.
+Both come from Jinja2 templates in ``templates/`` (HTML with autoescaping on); tables render
+themselves (:class:`~vaecam.report.table.Table`), the same way in a report as elsewhere. The
+HTML page needs nothing outside itself: figures are embedded as ``data:`` URIs, the CSS is
+inline, there is no script, and its Content-Security-Policy forbids loading anything else. The
+Markdown file links its figures relative to its own folder.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import base64
 import functools
 import os
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,11 +19,11 @@ from typing import Any
 from urllib.parse import quote
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
-from markupsafe import Markup, escape
 
 from vaecam.errors import DataError
 from vaecam.outputs import atomic_write_text
-from vaecam.report.document import Document, Figure, RenderedCell, outline
+from vaecam.report.document import Document, Figure, outline
+from vaecam.report.table import markdown_literal
 from vaecam.report.tables import write_json
 
 _IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg",
@@ -118,38 +118,5 @@ def _environment() -> Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    env.filters["md"] = _markdown_text
-    env.filters["md_cell"] = _markdown_cell
-    env.filters["md_cell_styled"] = _markdown_styled_cell
-    env.filters["html_cell"] = _html_cell
+    env.filters["md"] = markdown_literal
     return env
-
-
-_INTERVAL = re.compile(r"\[[^\[\]]*\]")
-
-
-def _html_cell(text: str) -> Markup:
-    """A cell's text, escaped, with each ``[lo, hi]`` interval kept on one line: a narrow
-    column then breaks before the interval, never inside it."""
-    return Markup(_INTERVAL.sub(lambda m: f'<span class="interval">{m.group(0)}</span>',
-                                str(escape(text))))
-
-
-def _markdown_text(text: Any) -> str:
-    """Plain text made literal in Markdown: no emphasis, links, raw HTML or block markers."""
-    text = re.sub(r"\s*\n\s*", " ", str(text))
-    text = re.sub(r"&(?=#?\w+;)", "&amp;", text)
-    text = text.replace("<", "&lt;").replace(">", "&gt;")
-    text = re.sub(r"([\\`*\[\]])", r"\\\1", text)
-    text = re.sub(r"(?<!\w)_|_(?!\w)", r"\\_", text)
-    return re.sub(r"^(\s*)([#+\-=]|\d+\.)(?=\s|$)", r"\1\\\2", text)
-
-
-def _markdown_cell(text: Any) -> str:
-    return _markdown_text(text).replace("|", "\\|")
-
-
-def _markdown_styled_cell(cell: RenderedCell) -> str:
-    """A table cell; Markdown has no colours, so only ``strong`` shows (in bold)."""
-    text = _markdown_cell(cell.text)
-    return f"**{text}**" if cell.style == "strong" and text else text

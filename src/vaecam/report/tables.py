@@ -1,10 +1,10 @@
-"""Markdown tables and JSON result files."""
+"""Table cell numbers and JSON result files (tables themselves: :mod:`vaecam.report.table`)."""
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +18,6 @@ def fmt(value: Any, digits: int = 3) -> str:
     if isinstance(value, float):
         return f"{value:.{digits}f}"
     return str(value)
-
-
-def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], digits: int = 3) -> str:
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join(fmt(v, digits) for v in row) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
 
 
 def write_json(path: Path, data: Mapping[str, Any]) -> Path:

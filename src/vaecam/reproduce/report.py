@@ -43,13 +43,11 @@ from vaecam.experiments.dsprites import (
 from vaecam.experiments.mnist import FIGURE1, FIGURE2
 from vaecam.experiments.mnist_anomalies import DESCRIPTIONS
 from vaecam.report.document import (
-    Cell,
     Document,
     Figure,
     Note,
     Paragraph,
     Section,
-    Table,
     Verdict,
     format_duration,
     interval,
@@ -68,6 +66,7 @@ from vaecam.report.localization import (
     hidden_alive_text,
     is_win,
     method_table_note,
+    metric_cell,
     metric_keys,
     trivial_verdict_text,
     verdict_cells,
@@ -77,6 +76,7 @@ from vaecam.report.localization import (
 from vaecam.report.portable import PortablePaths, portable_document
 from vaecam.report.references import DSPRITES_FACTORVAE_SCORE, MVTEC_PIXEL, UCSD_PED1_PIXEL_AUROC
 from vaecam.report.render import ReportFiles, write_report
+from vaecam.report.table import Cell, Column, Table
 from vaecam.report.tables import fmt
 from vaecam.reproduce.plan import (
     Plan,
@@ -205,7 +205,7 @@ def _style(cell: Mapping[str, Any] | None) -> str:
 
 def _styled(cell: Mapping[str, Any] | None) -> Cell:
     """A metric cell coloured by its two verdicts (:func:`_style`)."""
-    return Cell(cell_text(cell), _style(cell))
+    return metric_cell(cell, _style(cell))
 
 
 def _best_attention(results: Mapping[str, Any]) -> Mapping[str, Any] | None:
@@ -245,8 +245,8 @@ def method_table(results: Mapping[str, Any], caption: str) -> Table:
         m = s["metrics"]
         rows.append([s["name"] + collapsed_mark(s, results), *(_styled(m.get(k)) for k in keys),
                      *verdict_cells(m), round(float(s["ms_per_image"]), 1)])
-    return Table(["map", *(METRIC_NAMES[k] for k in keys), *verdict_headers(), "ms / image"],
-                 rows, caption=caption, digits=1)
+    return Table(["map", *(METRIC_NAMES[k] for k in keys), *verdict_headers(),
+                  Column("ms / image", digits=1)], rows, caption=caption)
 
 
 def grid_table(results: Mapping[str, Any], caption: str) -> Table:
@@ -487,7 +487,7 @@ def figure4_table(results: Mapping[str, Any], dataset: str, generated: bool) -> 
     base = _setting(results, BASELINE)
     collapsed = bool(results.get("collapsed_seeds"))
     rows = [[BASELINE, *(UCSD_PED1_PIXEL_AUROC["baseline"][c] for c in ("paper", *_UCSD_REPRO)),
-             *([cell_text((base or {}).get("metrics", {}).get("pixel_auroc"))] * len(ours))]]
+             *([metric_cell((base or {}).get("metrics", {}).get("pixel_auroc"))] * len(ours))]]
     for label in switches["layers"]:
         reference = UCSD_PED1_PIXEL_AUROC.get(label, {})
         settings = [_setting(results, f"attention {label} m{m} {a}") or {} for m, a in ours]
@@ -495,8 +495,7 @@ def figure4_table(results: Mapping[str, Any], dataset: str, generated: bool) -> 
         present = next((s for s in settings if s), None)
         mark = collapsed_mark(present, results) if present else ""
         rows.append([label + mark, *(reference.get(c) for c in ("paper", *_UCSD_REPRO)),
-                     *(Cell(cell_text(c), "muted") if collapsed else _styled(c)
-                       for c in cells)])
+                     *(metric_cell(c, "muted") if collapsed else _styled(c) for c in cells)])
     caption = ""
     if collapsed:
         caption = (f"The latent collapsed (seed {', '.join(map(str, results['collapsed_seeds']))})"
@@ -511,7 +510,8 @@ def figure4_table(results: Mapping[str, Any], dataset: str, generated: bool) -> 
         caption += f"UCSD Ped1, not directly comparable with {dataset}"
     return Table(["layer", "paper", *(f"reproduction {c.removeprefix('repro ')}"
                                       for c in _UCSD_REPRO),
-                  *(f"vaecam m{m} {a}" for m, a in ours)], rows, caption=caption, digits=2)
+                  *(Column(f"vaecam m{m} {a}", digits=3) for m, a in ours)], rows,
+                 caption=caption, digits=2)
 
 
 def _ucsd_section(results: Results, found: Mapping[str, Any]) -> Section:
@@ -545,13 +545,14 @@ def table2(found: Mapping[str, Mapping[str, Any] | None], generated: bool) -> Ta
             names = [BASELINE, f"attention {last} m2 relu", f"attention {last} m2 abs"]
             cells = [(_setting(results, n) or {}).get("metrics", {}).get(metric) for n in names]
             best_cell = (best or {}).get("metrics", {}).get(metric)
-            rows.append([category, METRIC_NAMES[metric], *refs, cell_text(cells[0]),
+            rows.append([category, METRIC_NAMES[metric], *refs, metric_cell(cells[0]),
                          *(_styled(c) for c in cells[1:]),
                          Cell(f"{cell_text(best_cell)} ({_short(best['name'])})" if best
                               else "–", _style(best_cell))])
+    ours = [f"vaecam {BASELINE}", f"vaecam {last} m2 relu", f"vaecam {last} m2 abs",
+            "vaecam best attention"]
     return Table(["category", "metric", "paper", "reproduction relu", "reproduction abs",
-                  f"vaecam {BASELINE}", f"vaecam {last} m2 relu", f"vaecam {last} m2 abs",
-                  "vaecam best attention"], rows, digits=2,
+                  *(Column(header, digits=3) for header in ours)], rows, digits=2,
                  caption="Pixel AUROC and best IoU (reproduction's Table 2; its columns used "
                  "method 2 at the last layer)" + ("; generated data, published numbers not "
                                                    "comparable" if generated else ""))
