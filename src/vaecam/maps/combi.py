@@ -37,6 +37,7 @@ from torch import Tensor
 
 from vaecam.errors import ConfigError
 from vaecam.maps.base import (
+    SMOOTHING_SIGMAS,
     AnomalyMap,
     ForwardCache,
     GradientTerm,
@@ -56,7 +57,10 @@ class CombiMap(AnomalyMap):
     """Reconstruction error x smoothed min-max-normalised ``|d KL / d x|``."""
 
     name = "combi"
+    summary = "reconstruction error x smoothed KL gradient"
     needs_loss = True
+    reads_latent = True
+    tuning_options = tuple({"smooth_sigma": s} for s in SMOOTHING_SIGMAS)
 
     def __init__(
         self,

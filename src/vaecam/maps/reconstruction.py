@@ -28,16 +28,19 @@ class ReconstructionErrorMap(AnomalyMap):
 @register_map
 class AbsoluteErrorMap(ReconstructionErrorMap):
     name = "recon-abs"
+    summary = "absolute reconstruction error, the baseline"
     kind = "abs"
 
 
 @register_map
 class SquaredErrorMap(ReconstructionErrorMap):
     name = "recon-sq"
+    summary = "squared reconstruction error"
     kind = "squared"
 
 
 @register_map
 class SSIMErrorMap(ReconstructionErrorMap):
     name = "ssim"
+    summary = "1 - SSIM of the reconstruction"
     kind = "ssim"
