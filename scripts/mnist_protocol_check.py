@@ -35,7 +35,7 @@ from vaecam.configs.schema import MNIST_ANOMALIES
 from vaecam.data.mnist import Digits, load_digits, one_class_split
 from vaecam.experiments import mnist_anomalies as protocols
 from vaecam.experiments.mnist import SPLIT_SEED, DigitAnomalies
-from vaecam.metrics.baseline import reconstruction_error
+from vaecam.maps.reconstruction_error import reconstruction_error
 from vaecam.metrics.localization import pixel_auroc
 from vaecam.models import build_model
 

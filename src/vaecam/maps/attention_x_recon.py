@@ -31,9 +31,9 @@ from vaecam.attention import LatentStats
 from vaecam.errors import ConfigError
 from vaecam.maps.attention import AttentionMap
 from vaecam.maps.base import AnomalyMap, ForwardCache, check_non_negative, min_max
+from vaecam.maps.reconstruction_error import ERROR_KINDS, ErrorKind, reconstruction_error
 from vaecam.maps.registry import register_map
 from vaecam.maps.setting import Setting, SettingContext
-from vaecam.metrics.baseline import ERROR_KINDS, ErrorKind, reconstruction_error
 
 DEFAULT_FLOOR = 0.1
 

@@ -22,8 +22,8 @@ import torch
 from torch import Tensor, nn
 
 from vaecam.errors import ConfigError
+from vaecam.maps.reconstruction_error import gaussian_filter
 from vaecam.maps.setting import Setting, SettingContext
-from vaecam.metrics.baseline import gaussian_filter
 from vaecam.models.base import VAE, eval_mode, gaussian_kl
 
 GradientTerm = Literal["kl", "recon", "elbo"]

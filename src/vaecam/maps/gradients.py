@@ -13,7 +13,7 @@ reconstruction term, the model's own ``reconstruction_loss`` (``grad-recon``).
   their error maps.
 * ``smooth_sigma``: a gaussian blur of the map (``0`` = none). The authors' code smooths every
   gradient map with a gaussian of standard deviation 3 (a 7x7 kernel, zero padding); vaecam uses
-  the same sigma by default with :func:`vaecam.metrics.baseline.gaussian_filter` (a full
+  the same sigma by default with :func:`vaecam.maps.reconstruction_error.gaussian_filter` (a full
   scipy-style kernel, mirrored borders).
 
 All three come from the shared forward pass: one forward, then one backward through the

@@ -22,7 +22,7 @@ from vaecam.maps.setting import Setting, SettingContext
 
 CHEAP = "cheap"
 ALL = "all"
-_INFRASTRUCTURE = {"base", "registry", "setting"}
+_INFRASTRUCTURE = {"base", "reconstruction_error", "registry", "setting"}
 _REGISTRY: dict[str, type[AnomalyMap]] = {}
 
 M = TypeVar("M", bound=type[AnomalyMap])

@@ -19,8 +19,8 @@ from vaecam.maps.base import (
     check_non_negative,
     smooth,
 )
+from vaecam.maps.reconstruction_error import reconstruction_error
 from vaecam.maps.registry import register_map
-from vaecam.metrics.baseline import reconstruction_error
 
 DEFAULT_SIGMA = 2.0
 
