@@ -43,7 +43,7 @@ from vaecam.data.mnist import Digits, load_digits, one_class_split
 from vaecam.experiments import mnist_anomalies as protocols
 from vaecam.experiments.mnist import SPLIT_SEED, DigitAnomalies
 from vaecam.experiments.mnist_regions import BOX_MARGIN, digit_box
-from vaecam.metrics.baseline import reconstruction_error
+from vaecam.maps.reconstruction_error import reconstruction_error
 from vaecam.metrics.localization import pixel_auroc
 from vaecam.models import build_model
 

@@ -20,7 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from vaecam.configs import packaged
-from vaecam.report.localization import LATENT_FAMILIES, cell_text, verdict_text
+from vaecam.maps.registry import latent_families
+from vaecam.maps.setting import Setting
+from vaecam.report.localization import cell_text, verdict_text
 from vaecam.report.references import (
     DSPRITES_FACTORVAE_SCORE,
     MVTEC_PIXEL,
@@ -59,7 +61,8 @@ def datasets(main: Mapping[str, Any], claim2: Mapping[str, Any]
 
 
 def family(name: str) -> str:
-    return "attention" if name.startswith("attention ") else name
+    """The map family of a row label (the report keeps only the labels)."""
+    return Setting.parse(name).family
 
 
 def live_units(cells: Mapping[str, Any]) -> str:
@@ -94,7 +97,7 @@ def with_options(name: str, cells: Mapping[str, Any]) -> str:
 
 
 def collapsed(cells: Mapping[str, Any], name: str) -> bool:
-    return bool(cells["collapsed_seeds"]) and family(name) in LATENT_FAMILIES
+    return bool(cells["collapsed_seeds"]) and family(name) in latent_families()
 
 
 # --- the rules behind the words -----------------------------------------------------------------

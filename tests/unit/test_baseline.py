@@ -9,7 +9,7 @@ from scipy import ndimage
 from skimage.metrics import structural_similarity
 
 from vaecam.errors import ConfigError
-from vaecam.metrics.baseline import gaussian_filter, reconstruction_error, ssim_map
+from vaecam.maps.reconstruction_error import gaussian_filter, reconstruction_error, ssim_map
 
 
 def _pair(shape: tuple[int, ...], seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

@@ -10,7 +10,7 @@ from scipy import ndimage
 
 from vaecam.attention import AttentionExplainer, LatentStats
 from vaecam.maps import build_map, compute_maps, parse_maps
-from vaecam.metrics.baseline import reconstruction_error
+from vaecam.maps.reconstruction_error import reconstruction_error
 from vaecam.models import build_model
 
 

@@ -11,7 +11,7 @@ from vaecam.errors import ConfigError
 from vaecam.experiments import localization as loc
 from vaecam.experiments.tuning import choose, tuning_set
 from vaecam.maps import build_map, compute_maps
-from vaecam.metrics.baseline import gaussian_filter, reconstruction_error
+from vaecam.maps.reconstruction_error import gaussian_filter, reconstruction_error
 from vaecam.metrics.localization import aupro, pixel_auroc
 from vaecam.models import build_model
 

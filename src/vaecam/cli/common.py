@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +19,9 @@ from vaecam.errors import ConfigError
 
 
 def option(parser: argparse.ArgumentParser | argparse._ArgumentGroup, *flags: str,
-           help: str, dest: str | None = None, **kwargs: Any) -> None:
-    """Add an option whose value check comes from the schema entry ``dest``."""
+           help: str | Callable[[], str], dest: str | None = None, **kwargs: Any) -> None:
+    """Add an option whose value check comes from the schema entry ``dest`` (a help that is a
+    function needs ``action=LazyHelp``)."""
     dest = dest or flags[0].lstrip("-").replace("-", "_")
     spec = OPTIONS[dest]
     if spec.check is flag:
@@ -32,6 +33,30 @@ def option(parser: argparse.ArgumentParser | argparse._ArgumentGroup, *flags: st
         kwargs["metavar"] = "{" + ",".join(choices) + "}"
     parser.add_argument(*flags, dest=dest, type=spec.argparse_type(dest), nargs=spec.nargs,
                         help=help, **kwargs)
+
+
+class LazyHelp(argparse.Action):
+    """An option stored as given whose help may be a function, called only when the help is
+    shown: the ``--maps`` help lists the registered maps, and importing them (and torch) on
+    every start of the command line would slow each command down."""
+
+    @property  # type: ignore[override]
+    def help(self) -> str | None:
+        return self._help() if callable(self._help) else self._help
+
+    @help.setter
+    def help(self, value: str | Callable[[], str] | None) -> None:
+        self._help = value
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        setattr(namespace, self.dest, values)
+
+
+def _maps_help() -> str:
+    from vaecam.maps.registry import maps_help
+
+    return maps_help()
 
 
 def warn(message: str) -> None:
@@ -165,10 +190,7 @@ def add_localize_options(parser: argparse.ArgumentParser) -> None:
            help="anomalous test images shown in the overlay figures (default 4)")
     option(parser, "--no-progress", help="hide the progress bar")
     g = parser.add_argument_group("anomaly maps and evidence")
-    option(g, "--maps", help="comma-separated anomaly maps: recon-abs, recon-sq, ssim, "
-           "attention (the grid of --layer x --method x --activation), grad-elbo, grad-kl, "
-           "grad-recon, combi, attention-x-recon, projection; 'cheap' (default) = all but "
-           "projection, 'all' = every map")
+    option(g, "--maps", help=_maps_help, action=LazyHelp)
     option(g, "--smooth-sigma", help="gaussian smoothing (pixels) of grad-* and combi maps "
            "(0: none; default: each map's own)")
     option(g, "--projection-steps", help="projection: gradient steps T on the input (>= 0)")

@@ -42,9 +42,11 @@ from tqdm.auto import tqdm
 from vaecam.attention import LatentStats
 from vaecam.data.transforms import downscale_masks
 from vaecam.errors import ConfigError, MetricInputError
-from vaecam.experiments.tuning import CANDIDATES, CRITERION, choose, tuning_set
-from vaecam.maps import AnomalyMap, build_map, compute_maps, parse_maps
+from vaecam.experiments.tuning import CRITERION, choose, tuning_set
+from vaecam.maps import AnomalyMap, compute_maps, parse_maps
 from vaecam.maps.mean_diff import mean_image
+from vaecam.maps.registry import build_setting, map_class
+from vaecam.maps.setting import Setting, SettingContext
 from vaecam.metrics.bootstrap import (
     BootstrapResult,
     MapCollector,
@@ -65,14 +67,24 @@ LATENT_SAMPLE = 256  # test images on which the explained model's latent health 
 
 @dataclass(frozen=True)
 class MapSetting:
-    """One row of results: a display name, the map method, and (for attention) its switches."""
+    """One row of results: its setting (family, grid point, options) and the map method built
+    from it."""
 
-    name: str
+    key: Setting
     method: AnomalyMap
-    family: str
-    layer: str = ""
-    attention_method: str = ""
-    activation: str = ""
+
+    @property
+    def name(self) -> str:
+        """The row label (``attention conv3 m2 relu``, ``grad-kl``)."""
+        return self.key.label()
+
+    @property
+    def family(self) -> str:
+        return self.key.family
+
+    @property
+    def layer(self) -> str:
+        return self.key.layer
 
     @property
     def is_attention(self) -> bool:
@@ -113,87 +125,58 @@ class LocalizationConfig:
         if self.n_resamples < 100:
             raise ConfigError(f"--resamples must be at least 100, not {self.n_resamples}")
 
-    def settings(self, model: nn.Module, stats: LatentStats | None = None,
-                 mean_training_image: Tensor | None = None) -> list[MapSetting]:
-        """The baseline and the trivial references first, then every map of ``maps`` (attention
-        expanded to its grid); ``mean_training_image`` is what ``mean-diff`` subtracts."""
+    def context(self, stats: LatentStats | None = None,
+                mean_training_image: Tensor | None = None) -> SettingContext:
+        """What this run fixes for every map family: layers, attention switches, the options
+        given on the command line, and the training data's statistics and mean image."""
         options: dict[str, dict[str, Any]] = {}
         if self.smooth_sigma is not None:
             for name in ("grad-elbo", "grad-kl", "grad-recon", "combi"):
                 options[name] = {"smooth_sigma": self.smooth_sigma}
         if self.projection:
             options["projection"] = dict(self.projection)
-        settings: list[MapSetting] = []
-        for family in self.families():
-            if family == "attention":
-                settings += self._attention_grid(stats)
-            elif family == "attention-x-recon":
-                chosen = self.chosen.get(family) or {
-                    "method": "1", "activation": "relu", "layer": next(iter(self.layers.values()))}
-                settings.append(MapSetting(family, build_map(family, **chosen, stats=stats),
-                                           family))
-            elif family == "mean-diff":
-                settings.append(MapSetting(family, build_map(
-                    family, mean_image=mean_training_image), family))
-            else:
-                chosen = {**options.get(family, {}), **self.chosen.get(family, {})}
-                settings.append(MapSetting(family, build_map(family, **chosen), family))
-        return settings
+        return SettingContext(self.layers, tuple(self.methods), tuple(self.activations),
+                              self.grad_norm, self.activation_order,
+                              self.resize == "upsample-maps", options, stats,
+                              mean_training_image)
+
+    def settings(self, model: nn.Module, stats: LatentStats | None = None,
+                 mean_training_image: Tensor | None = None) -> list[MapSetting]:
+        """The baseline and the trivial references first, then every map of ``maps``, each
+        expanded by its class (attention into its grid) with the options chosen on training
+        data; ``mean_training_image`` is what ``mean-diff`` subtracts."""
+        context = self.context(stats, mean_training_image)
+        return [MapSetting(key, build_setting(key, context))
+                for family in self.families()
+                for key in map_class(family).settings(context, self.chosen.get(family))]
 
     def families(self) -> list[str]:
         """The map families asked for, the baseline and the trivial references first."""
         return [m.name for m in parse_maps(",".join((BASELINE, *REFERENCES, self.maps)))]
 
+    def needs_latent_stats(self) -> bool:
+        """True when a map asked for needs latent statistics of the training data."""
+        context = self.context()
+        return any(map_class(f).needs_latent_stats(context) for f in self.families())
+
     def candidates(self, stats: LatentStats | None) -> dict[str, list[MapSetting]]:
         """The settings tuning chooses among, per tunable family that was asked for."""
-        families = self.families()
+        context = self.context(stats)
         out: dict[str, list[MapSetting]] = {}
-        grid = self._attention_grid(stats) if {"attention", "attention-x-recon"} & set(
-            families) else []
-        if "attention" in families:
-            out["attention"] = grid
-        if "attention-x-recon" in families:
-            out["attention-x-recon"] = [
-                MapSetting(f"attention-x-recon {g.name.removeprefix('attention ')}",
-                           build_map("attention-x-recon", **self._grid_options(g), stats=stats),
-                           "attention-x-recon", g.layer, g.attention_method, g.activation)
-                for g in grid]
-        for family, options in CANDIDATES.items():
-            if family in families:
-                out[family] = [MapSetting(family, build_map(family, **o), family)
-                               for o in options]
+        for family in self.families():
+            keys = map_class(family).candidates(context)
+            if keys:
+                out[family] = [MapSetting(key, build_setting(key, context)) for key in keys]
         return out
 
-    def _grid_options(self, setting: MapSetting) -> dict[str, Any]:
-        method = setting.attention_method
-        return {"method": method, "activation": setting.activation,
-                "layer": self.layers[setting.layer],
-                "grad_norm": self.grad_norm if method == "2" else "none"}
-
     def apply_choice(self, family: str, candidates: Sequence[MapSetting], best: int) -> None:
-        """Fix ``family`` to its candidate ``best`` (chosen on training data)."""
-        if family == "attention":
-            self.tuned_attention = candidates[best].name
-        elif family == "attention-x-recon":
-            self.chosen[family] = self._grid_options(candidates[best])
+        """Fix ``family`` to its candidate ``best`` (chosen on training data), or for a family
+        whose every setting is scored (attention), mark that one."""
+        chosen = candidates[best].key
+        if map_class(family).tuning_marks_one:
+            self.tuned_attention = chosen.label()
         else:
-            self.chosen[family] = dict(CANDIDATES[family][best])
-
-    def _attention_grid(self, stats: LatentStats | None) -> list[MapSetting]:
-        grid = []
-        for label, module in self.layers.items():
-            for method in self.methods:
-                for activation in self.activations:
-                    short = "nd" if method == "normal-difference" else f"m{method}"
-                    grid.append(MapSetting(
-                        f"attention {label} {short} {activation}",
-                        build_map("attention", method=method, activation=activation,
-                                  layer=module, grad_norm=self.grad_norm if method == "2"
-                                  else "none", stats=stats,
-                                  activation_order=self.activation_order,
-                                  upsample=self.resize == "upsample-maps"),
-                        "attention", label, method, activation))
-        return grid
+            self.chosen[family] = dict(chosen.options)
 
     def to_json(self) -> dict[str, Any]:
         return {"maps": self.maps, "layers": self.layers, "methods": list(self.methods),
@@ -625,8 +608,7 @@ def evaluate_seeds(
         raise ConfigError("the mean-diff reference needs the training data; pass stats_sets")
     mean = training_mean_image(next(iter(stats_sets.values())), batch_size)
     shown = overlay_indices(labels, int(options.get("overlays", 4)))
-    needs_stats = "normal-difference" in cfg.methods and bool(
-        {"attention", "attention-x-recon"} & set(cfg.families()))
+    needs_stats = cfg.needs_latent_stats()
     stats: dict[int, LatentStats | None] = {}
     for seed, model in models.items():
         stats[seed] = None
@@ -670,12 +652,12 @@ def results_json(agg: Aggregate, cfg: LocalizationConfig, record: Mapping[str, A
     settings = []
     tuned = {r["chosen_setting"] for r in agg.tuning.get("families", {}).values()}
     for s in first.settings:
-        chosen = s.name in tuned or (s.family not in ("attention",) and s.family in
+        chosen = s.name in tuned or (not map_class(s.family).tuning_marks_one and s.family in
                                      agg.tuning.get("families", {}))
         settings.append({
             "name": s.name, "family": s.family, "label": s.method.label, "layer": s.layer,
             "tuned": chosen,
-            "method": s.attention_method, "activation": s.activation,
+            "method": s.key.method, "activation": s.key.activation,
             "ms_per_image": agg.ms_per_image(s.name),
             "degenerate_seeds": {str(seed): e.bootstrap.degenerate[s.name]
                                  for seed, e in agg.seeds.items()

@@ -73,7 +73,7 @@ def table2(results: dict[str, Any], cfg: loc.LocalizationConfig, category: str) 
     reproduction's setting) and the best attention setting of the grid."""
     reference = MVTEC_PIXEL.get(category)
     last = list(cfg.layers)[-1]
-    repro = [f"attention {last} m2 relu", f"attention {last} m2 abs"]
+    repro = [loc.Setting("attention", last, "2", a).label() for a in ("relu", "abs")]
     best = best_per_family(results)
     best_attention = next((s["name"] for s in best if s["family"] == "attention"), None)
     names = [loc.BASELINE, *repro, *([best_attention] if best_attention else [])]

@@ -4,9 +4,10 @@ Normal training images get CutPaste anomalies (:func:`vaecam.data.anomalies.cut_
 candidate setting of a map family is scored on them by the mean of pixel AUROC and AUPRO, averaged
 over the seeds' models, and the best candidate of each family is kept. The test evaluation then
 uses exactly that setting, so a method table row is a method with options fixed before the test
-set was looked at. Candidates: the smoothing of the gradient maps, combi and ``recon-smooth``;
-the projection's steps and distance weight; for attention (and attention-x-recon) the grid of
-layers x methods x activations.
+set was looked at. Each map class names its candidates
+(:meth:`vaecam.maps.base.AnomalyMap.candidates`): the smoothing of the gradient maps, combi and
+``recon-smooth``; the projection's steps and distance weight; for attention (and
+attention-x-recon) the grid of layers x methods x activations.
 """
 
 from __future__ import annotations
@@ -23,16 +24,6 @@ from vaecam.data.anomalies import cut_paste
 from vaecam.maps import compute_maps
 from vaecam.metrics.localization import aupro, pixel_auroc
 
-SIGMAS = (0.0, 1.0, 2.0, 4.0, 8.0)
-CANDIDATES: dict[str, list[dict[str, Any]]] = {
-    "recon-smooth": [{"smooth_sigma": s} for s in SIGMAS[1:]],
-    "grad-elbo": [{"smooth_sigma": s} for s in SIGMAS],
-    "grad-kl": [{"smooth_sigma": s} for s in SIGMAS],
-    "grad-recon": [{"smooth_sigma": s} for s in SIGMAS],
-    "combi": [{"smooth_sigma": s} for s in SIGMAS],
-    # each step is a forward and backward pass of the model: few candidates, T <= 10
-    "projection": [{"steps": t, "distance_weight": w} for t in (5, 10) for w in (0.1, 0.3)],
-}
 CRITERION = "mean of pixel AUROC and AUPRO (FPR<=0.3), averaged over the seeds' models"
 
 

@@ -72,7 +72,7 @@ def figure4_table(results: dict[str, Any], cfg: loc.LocalizationConfig) -> Table
     rows = [[loc.BASELINE, *(UCSD_PED1_PIXEL_AUROC["baseline"][c] for c in REFERENCE_COLUMNS),
              *([baseline] * len(ours))]]
     for label in cfg.layers:
-        names = [f"attention {label} m{m} {a}" for m, a in ours]
+        names = [loc.Setting("attention", label, m, a).label() for m, a in ours]
         rows.append([label, *(UCSD_PED1_PIXEL_AUROC[label][c] for c in REFERENCE_COLUMNS),
                      *values_by(results, names, "pixel_auroc")])
     return Table(headers, rows, digits=2)

@@ -25,7 +25,21 @@ grad_kl = build_map("grad-kl", smooth_sigma=0)(vae, images)
 ```
 
 Adding a method is adding a module with an :class:`AnomalyMap` subclass decorated with
-:func:`register_map`.
+:func:`register_map`. What a localisation run needs to know about it lives on the class: its
+``summary`` (the ``--maps`` help), whether it ``reads_latent`` (marked on a collapsed model), its
+``tuning_options`` (chosen on training data), and how it expands into settings
+(:meth:`AnomalyMap.settings`, :meth:`AnomalyMap.candidates`; attention into its grid). A
+setting's identity is a :class:`~vaecam.maps.setting.Setting`, whose ``label()`` names its rows
+in ``results.json`` and the tables::
+
+    @register_map
+    class InkMap(AnomalyMap):
+        name = "ink"
+        summary = "pixel brightness"
+        needs_decoder = False
+
+        def compute(self, cache: ForwardCache) -> Tensor:
+            return cache.images.mean(dim=1)
 """
 
 from vaecam.maps.base import AnomalyMap, ForwardCache, compute_maps
@@ -38,6 +52,7 @@ from vaecam.maps.registry import (
     parse_maps,
     register_map,
 )
+from vaecam.maps.setting import Setting
 
 __all__ = [
     "ALL",
@@ -50,4 +65,5 @@ __all__ = [
     "compute_maps",
     "parse_maps",
     "register_map",
+    "Setting",
 ]

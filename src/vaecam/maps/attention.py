@@ -16,6 +16,9 @@ capture the layer), so this method does not use the shared forward pass.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -30,6 +33,7 @@ from vaecam.attention.activations import get_activation
 from vaecam.errors import ConfigError
 from vaecam.maps.base import AnomalyMap, ForwardCache
 from vaecam.maps.registry import register_map
+from vaecam.maps.setting import NORMAL_DIFFERENCE, Setting, SettingContext
 
 
 @register_map
@@ -37,7 +41,32 @@ class AttentionMap(AnomalyMap):
     """Attention maps of one setting of the engine."""
 
     name = "attention"
+    summary = "the grid of --layer x --method x --activation"
     needs_decoder = False
+    reads_latent = True
+    tuning_marks_one = True  # every grid setting is scored; tuning marks the chosen one
+
+    @classmethod
+    def settings(cls, context: SettingContext, chosen: Mapping[str, Any] | None = None
+                 ) -> list[Setting]:
+        """One setting per point of the run's grid (layer x method x activation)."""
+        return [Setting(cls.name, p.label, p.method, p.activation,
+                        {"method": p.method, "activation": p.activation, "layer": p.module,
+                         "grad_norm": p.grad_norm, "activation_order": context.activation_order,
+                         "upsample": context.upsample})
+                for p in context.grid()]
+
+    @classmethod
+    def candidates(cls, context: SettingContext) -> list[Setting]:
+        return cls.settings(context)
+
+    @classmethod
+    def needs_latent_stats(cls, context: SettingContext) -> bool:
+        return NORMAL_DIFFERENCE in context.methods
+
+    @classmethod
+    def run_options(cls, context: SettingContext) -> dict[str, Any]:
+        return {"stats": context.stats}
 
     def __init__(
         self,

@@ -22,14 +22,18 @@ The reconstruction comes from the shared forward pass; the attention map is shar
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from torch import Tensor, nn
 
 from vaecam.attention import LatentStats
 from vaecam.errors import ConfigError
 from vaecam.maps.attention import AttentionMap
 from vaecam.maps.base import AnomalyMap, ForwardCache, check_non_negative, min_max
+from vaecam.maps.reconstruction_error import ERROR_KINDS, ErrorKind, reconstruction_error
 from vaecam.maps.registry import register_map
-from vaecam.metrics.baseline import ERROR_KINDS, ErrorKind, reconstruction_error
+from vaecam.maps.setting import Setting, SettingContext
 
 DEFAULT_FLOOR = 0.1
 
@@ -39,6 +43,33 @@ class AttentionWeightedErrorMap(AnomalyMap):
     """Reconstruction error x (per-image min-max attention + floor) / (1 + floor)."""
 
     name = "attention-x-recon"
+    summary = "reconstruction error weighted by attention"
+    reads_latent = True
+
+    @classmethod
+    def settings(cls, context: SettingContext, chosen: Mapping[str, Any] | None = None
+                 ) -> list[Setting]:
+        """One setting: the attention setting chosen on training data, else method 1 with ReLU
+        at the run's first layer."""
+        default = {"method": "1", "activation": "relu",
+                   "layer": next(iter(context.layers.values()))}
+        return [Setting(cls.name, options=chosen or default)]
+
+    @classmethod
+    def candidates(cls, context: SettingContext) -> list[Setting]:
+        """One candidate per point of the run's attention grid."""
+        return [Setting(cls.name, p.label, p.method, p.activation,
+                        {"method": p.method, "activation": p.activation, "layer": p.module,
+                         "grad_norm": p.grad_norm})
+                for p in context.grid()]
+
+    @classmethod
+    def needs_latent_stats(cls, context: SettingContext) -> bool:
+        return AttentionMap.needs_latent_stats(context)
+
+    @classmethod
+    def run_options(cls, context: SettingContext) -> dict[str, Any]:
+        return AttentionMap.run_options(context)
 
     def __init__(
         self,

@@ -15,14 +15,15 @@ from __future__ import annotations
 
 import inspect
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Hashable, Iterable, Sequence
-from typing import ClassVar, Literal
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import Tensor, nn
 
 from vaecam.errors import ConfigError
-from vaecam.metrics.baseline import gaussian_filter
+from vaecam.maps.reconstruction_error import gaussian_filter
+from vaecam.maps.setting import Setting, SettingContext
 from vaecam.models.base import VAE, eval_mode, gaussian_kl
 
 GradientTerm = Literal["kl", "recon", "elbo"]
@@ -45,6 +46,10 @@ def check_positive(option: str, value: float) -> float:
     if not value > 0:
         raise ConfigError(f"{option} must be > 0, got {value}")
     return float(value)
+
+
+# Gaussian blurs (pixels) that tuning chooses among for the smoothed maps; 0 is none.
+SMOOTHING_SIGMAS = (0.0, 1.0, 2.0, 4.0, 8.0)
 
 
 def smooth(maps: Tensor, sigma: float) -> Tensor:
@@ -141,15 +146,47 @@ class ForwardCache:
 class AnomalyMap(ABC):
     """One anomaly-map method with its options fixed; subclasses implement :meth:`compute`.
 
-    Class attributes: ``name`` (the CLI name), ``expensive`` (left out of the ``cheap`` set),
-    ``needs_decoder`` (the method uses reconstructions) and ``needs_loss`` (it differentiates the
-    model's ``reconstruction_loss``).
+    Class attributes: ``name`` (the CLI name), ``summary`` (what the map is, in the ``--maps``
+    help), ``expensive`` (left out of the ``cheap`` set), ``needs_decoder`` (the method uses
+    reconstructions), ``needs_loss`` (it differentiates the model's ``reconstruction_loss``),
+    ``reads_latent`` (its score is built from ``mu`` or the KL term, so a collapsed latent makes
+    it no evidence), ``tuning_options`` (the candidate options chosen among on training data)
+    and ``tuning_marks_one`` (tuning marks one of the family's settings instead of fixing the
+    family to it). The classmethods say how a run expands the family into settings.
     """
 
     name: ClassVar[str]
+    summary: ClassVar[str] = ""
     expensive: ClassVar[bool] = False
     needs_decoder: ClassVar[bool] = True
     needs_loss: ClassVar[bool] = False
+    reads_latent: ClassVar[bool] = False
+    tuning_options: ClassVar[tuple[Mapping[str, Any], ...]] = ()
+    tuning_marks_one: ClassVar[bool] = False
+
+    @classmethod
+    def settings(cls, context: SettingContext, chosen: Mapping[str, Any] | None = None
+                 ) -> list[Setting]:
+        """The settings a run evaluates: by default one, with the options given for this map on
+        the command line and those ``chosen`` on training data (which win)."""
+        return [Setting(cls.name, options={**context.options.get(cls.name, {}), **(chosen or {})})]
+
+    @classmethod
+    def candidates(cls, context: SettingContext) -> list[Setting]:
+        """The settings tuning chooses among on training data (none: the map is not tuned)."""
+        return [Setting(cls.name, options=options) for options in cls.tuning_options]
+
+    @classmethod
+    def needs_latent_stats(cls, context: SettingContext) -> bool:
+        """True when the run's settings of this map need latent statistics of the training
+        data (:class:`vaecam.attention.LatentStats`)."""
+        return False
+
+    @classmethod
+    def run_options(cls, context: SettingContext) -> dict[str, Any]:
+        """Build options that come from the run's training data rather than from the setting
+        (latent statistics, the mean training image)."""
+        return {}
 
     def changed_options(self) -> list[str]:
         """``key=value`` for every constructor option (a plain value kept as an attribute of the

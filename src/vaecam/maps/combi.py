@@ -25,7 +25,7 @@ vaecam's choices, in the same order (normalise, smooth, multiply):
   the factor 1/2), or ``abs`` / ``ssim``. The likelihood's additive constant is dropped: it is
   not an error (a perfectly reconstructed pixel would score by its KL gradient alone).
 * ``smooth_sigma`` (default 3, their sigma; ``0`` = none) blurs the normalised factor with
-  :func:`vaecam.metrics.baseline.gaussian_filter`.
+  :func:`vaecam.maps.reconstruction_error.gaussian_filter`.
 
 The KL gradient comes from the shared forward pass (``z = mu``, one backward through the
 encoder), see :mod:`vaecam.maps.gradients`.
@@ -37,6 +37,7 @@ from torch import Tensor
 
 from vaecam.errors import ConfigError
 from vaecam.maps.base import (
+    SMOOTHING_SIGMAS,
     AnomalyMap,
     ForwardCache,
     GradientTerm,
@@ -45,8 +46,8 @@ from vaecam.maps.base import (
     smooth,
 )
 from vaecam.maps.gradients import DEFAULT_SIGMA
+from vaecam.maps.reconstruction_error import ERROR_KINDS, ErrorKind, reconstruction_error
 from vaecam.maps.registry import register_map
-from vaecam.metrics.baseline import ERROR_KINDS, ErrorKind, reconstruction_error
 
 NORMALIZATIONS = ("image", "batch", "none")
 
@@ -56,7 +57,10 @@ class CombiMap(AnomalyMap):
     """Reconstruction error x smoothed min-max-normalised ``|d KL / d x|``."""
 
     name = "combi"
+    summary = "reconstruction error x smoothed KL gradient"
     needs_loss = True
+    reads_latent = True
+    tuning_options = tuple({"smooth_sigma": s} for s in SMOOTHING_SIGMAS)
 
     def __init__(
         self,

@@ -13,7 +13,7 @@ reconstruction term, the model's own ``reconstruction_loss`` (``grad-recon``).
   their error maps.
 * ``smooth_sigma``: a gaussian blur of the map (``0`` = none). The authors' code smooths every
   gradient map with a gaussian of standard deviation 3 (a 7x7 kernel, zero padding); vaecam uses
-  the same sigma by default with :func:`vaecam.metrics.baseline.gaussian_filter` (a full
+  the same sigma by default with :func:`vaecam.maps.reconstruction_error.gaussian_filter` (a full
   scipy-style kernel, mirrored borders).
 
 All three come from the shared forward pass: one forward, then one backward through the
@@ -27,7 +27,14 @@ from typing import ClassVar
 
 from torch import Tensor
 
-from vaecam.maps.base import AnomalyMap, ForwardCache, GradientTerm, check_non_negative, smooth
+from vaecam.maps.base import (
+    SMOOTHING_SIGMAS,
+    AnomalyMap,
+    ForwardCache,
+    GradientTerm,
+    check_non_negative,
+    smooth,
+)
 from vaecam.maps.registry import register_map
 
 DEFAULT_SIGMA = 3.0
@@ -38,6 +45,7 @@ class InputGradientMap(AnomalyMap):
 
     term: ClassVar[GradientTerm]
     needs_loss = True
+    tuning_options = tuple({"smooth_sigma": s} for s in SMOOTHING_SIGMAS)
 
     def __init__(self, smooth_sigma: float = DEFAULT_SIGMA):
         self.smooth_sigma = check_non_negative("smooth_sigma", smooth_sigma)
@@ -53,16 +61,22 @@ class InputGradientMap(AnomalyMap):
 @register_map
 class ELBOGradientMap(InputGradientMap):
     name = "grad-elbo"
+    summary = "input gradient of the negative ELBO"
+    # not reads_latent: the KL part is negligible beside the reconstruction term (grad-elbo and
+    # grad-recon score alike on a collapsed Ped2 model)
     term = "elbo"
 
 
 @register_map
 class KLGradientMap(InputGradientMap):
     name = "grad-kl"
+    summary = "input gradient of the KL term"
     term = "kl"
+    reads_latent = True
 
 
 @register_map
 class ReconstructionGradientMap(InputGradientMap):
     name = "grad-recon"
+    summary = "input gradient of the reconstruction term"
     term = "recon"

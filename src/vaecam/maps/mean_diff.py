@@ -13,12 +13,14 @@ attention's normal-difference method: :func:`mean_image` over the training batch
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from torch import Tensor, nn
 
 from vaecam.errors import ConfigError
 from vaecam.maps.base import AnomalyMap, ForwardCache
 from vaecam.maps.registry import register_map
+from vaecam.maps.setting import SettingContext
 
 
 def mean_image(batches: Iterable[Tensor | Sequence[Tensor]]) -> Tensor:
@@ -42,7 +44,12 @@ class MeanDifferenceMap(AnomalyMap):
     """``|x - mean_image|``, mean over channels; ``mean_image`` (C, H, W) of the training data."""
 
     name = "mean-diff"
+    summary = "distance to the mean training image, a trivial reference"
     needs_decoder = False
+
+    @classmethod
+    def run_options(cls, context: SettingContext) -> dict[str, Any]:
+        return {"mean_image": context.mean_image}
 
     def __init__(self, mean_image: Tensor | None = None):
         if mean_image is not None and mean_image.dim() != 3:

@@ -83,7 +83,11 @@ class ProjectionMap(AnomalyMap):
     """``|x_0 - x_T|`` after ``steps`` projection steps, mean over channels."""
 
     name = "projection"
+    summary = "iterative energy-based projection, expensive"
     expensive = True
+    reads_latent = True
+    # each step is a forward and backward pass of the model: few candidates, T <= 10
+    tuning_options = tuple({"steps": t, "distance_weight": w} for t in (5, 10) for w in (0.1, 0.3))
 
     def __init__(
         self,

@@ -32,6 +32,7 @@ class RandomMap(AnomalyMap):
     """Uniform noise in [0, 1) per pixel, seeded by ``seed`` and each image's content."""
 
     name = "random"
+    summary = "seeded noise, a trivial reference"
     needs_decoder = False
 
     def __init__(self, seed: int = 0):

@@ -1,9 +1,11 @@
 """Anomaly-map methods by CLI name, and the parser of a ``--maps`` value.
 
 Every module of this package that defines a method registers it with :func:`register_map`;
-the modules are found and imported on first use, so adding a method is adding a file.
-``--maps`` takes comma-separated names and two keywords: ``cheap`` (every method not marked
-expensive) and ``all`` (every method, projection included).
+the modules are found and imported on first use, so adding a method is adding a file: what a
+run, tuning, the reports and the ``--maps`` help need to know about a method are attributes of
+its class (:class:`vaecam.maps.base.AnomalyMap`). ``--maps`` takes comma-separated names and two
+keywords: ``cheap`` (every method not marked expensive) and ``all`` (every method, projection
+included).
 """
 
 from __future__ import annotations
@@ -16,10 +18,11 @@ from typing import Any, TypeVar
 
 from vaecam.errors import ConfigError
 from vaecam.maps.base import AnomalyMap
+from vaecam.maps.setting import Setting, SettingContext
 
 CHEAP = "cheap"
 ALL = "all"
-_INFRASTRUCTURE = {"base", "registry"}
+_INFRASTRUCTURE = {"base", "reconstruction_error", "registry", "setting"}
 _REGISTRY: dict[str, type[AnomalyMap]] = {}
 
 M = TypeVar("M", bound=type[AnomalyMap])
@@ -48,6 +51,35 @@ def available_maps() -> list[str]:
 def cheap_maps() -> list[str]:
     """The names that ``cheap`` stands for: every method not marked expensive."""
     return [name for name in available_maps() if not _REGISTRY[name].expensive]
+
+
+def map_class(name: str) -> type[AnomalyMap]:
+    """The class of the method called ``name``."""
+    _load_builtin()
+    if name not in _REGISTRY:
+        raise ConfigError(f"unknown anomaly map '{name}'; choose from {_choices()}")
+    return _REGISTRY[name]
+
+
+def latent_families() -> list[str]:
+    """The methods whose score is built from ``mu`` or the KL term (``reads_latent``)."""
+    return [name for name in available_maps() if _REGISTRY[name].reads_latent]
+
+
+def maps_help() -> str:
+    """The help of ``--maps``: every method with its summary, and the two keywords."""
+    described = [f"{name} ({_REGISTRY[name].summary})" if _REGISTRY[name].summary else name
+                 for name in available_maps()]
+    expensive = [name for name in available_maps() if _REGISTRY[name].expensive]
+    but = f"all but {', '.join(expensive)}" if expensive else "every map"
+    return (f"comma-separated anomaly maps: {'; '.join(described)}; '{CHEAP}' (default) = "
+            f"{but}, '{ALL}' = every map").replace("%", "%%")
+
+
+def build_setting(setting: Setting, context: SettingContext) -> AnomalyMap:
+    """The method of ``setting`` with its options and those its class takes from the run."""
+    return build_map(setting.family, **setting.options,
+                     **map_class(setting.family).run_options(context))
 
 
 def _choices() -> str:

@@ -12,9 +12,15 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from vaecam.maps.base import AnomalyMap, ForwardCache, check_non_negative, smooth
+from vaecam.maps.base import (
+    SMOOTHING_SIGMAS,
+    AnomalyMap,
+    ForwardCache,
+    check_non_negative,
+    smooth,
+)
+from vaecam.maps.reconstruction_error import reconstruction_error
 from vaecam.maps.registry import register_map
-from vaecam.metrics.baseline import reconstruction_error
 
 DEFAULT_SIGMA = 2.0
 
@@ -24,6 +30,8 @@ class SmoothedErrorMap(AnomalyMap):
     """``gaussian_sigma * |x - decode(mu)|``, mean over channels first."""
 
     name = "recon-smooth"
+    summary = "blurred absolute reconstruction error"
+    tuning_options = tuple({"smooth_sigma": s} for s in SMOOTHING_SIGMAS[1:])  # 0: recon-abs
 
     def __init__(self, smooth_sigma: float = DEFAULT_SIGMA):
         self.smooth_sigma = check_non_negative("smooth_sigma", smooth_sigma)

@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from vaecam.maps.registry import latent_families
 from vaecam.metrics.encoder_health import ALIVE_WARNING, is_unhealthy
 from vaecam.report.table import Cell, Column, Table
 
@@ -97,18 +98,11 @@ def bootstrap_note(results: Mapping[str, Any]) -> str:
             "a win only when both verdicts are better.")
 
 
-# Map families whose score is built from mu or the KL term (the mu gradients of attention, the KL
-# gradient of grad-kl and combi, the ELBO steps of projection): a collapsed latent makes them no
-# evidence about the method. Not marked: reconstruction errors (recon-*, ssim) and the input
-# gradients of the reconstruction term (grad-recon, and grad-elbo, whose KL part is negligible
-# beside it: the two score alike on a collapsed Ped2 model).
-LATENT_FAMILIES = ("attention", "attention-x-recon", "grad-kl", "combi", "projection")
-
-
 def collapsed_mark(setting: Mapping[str, Any], results: Mapping[str, Any]) -> str:
-    """`` ⚠ collapsed latent (seed ...)`` after a latent-dependent map of a collapsed model."""
+    """`` ⚠ collapsed latent (seed ...)`` after a map of a collapsed model whose score is built
+    from the latent (its class's ``reads_latent``)."""
     collapsed = results.get("collapsed_seeds", [])
-    if setting["family"] in LATENT_FAMILIES and collapsed:
+    if collapsed and setting["family"] in latent_families():
         return f" {COLLAPSED_MARK} (seed {', '.join(map(str, collapsed))})"
     return ""
 

@@ -40,8 +40,10 @@ from vaecam.experiments.dsprites import (
     per_seed_rows,
     verdict_cell,
 )
+from vaecam.experiments.localization import BASELINE
 from vaecam.experiments.mnist import FIGURE1, FIGURE2
 from vaecam.experiments.mnist_anomalies import DESCRIPTIONS
+from vaecam.maps.setting import Setting
 from vaecam.report.document import (
     Document,
     Figure,
@@ -89,7 +91,6 @@ from vaecam.reproduce.stages import StageRunner
 from vaecam.training.run_folder import plain
 
 TITLE = "Reproduction of Liu et al. (CVPR 2020), Towards Visually Explaining VAEs"
-BASELINE = "recon-abs"
 _VERDICT_STYLE = {"better": "good", "worse": "bad", "undecided": "mixed"}
 _UCSD_REPRO = ("repro 1 relu", "repro 1 abs", "repro 2 relu", "repro 2 abs")
 
@@ -188,8 +189,9 @@ def _setting(results: Mapping[str, Any], name: str) -> Mapping[str, Any] | None:
     return next((s for s in results["settings"] if s["name"] == name), None)
 
 
-def _short(name: str) -> str:
-    return name.removeprefix("attention ")
+def _short(setting: Mapping[str, Any]) -> str:
+    """``conv3 m2 relu``: the grid point of an attention setting of results.json."""
+    return Setting.from_record(setting).coordinates
 
 
 def _style(cell: Mapping[str, Any] | None) -> str:
@@ -335,7 +337,7 @@ def claim1(mnist: Mapping[str, Mapping[str, Any] | None]) -> Verdict:
         if results is None:
             continue
         layer = next(iter(results["switches"]["layers"]), "")
-        setting = _setting(results, f"attention {layer} m1 relu")
+        setting = _setting(results, Setting("attention", layer, "1", "relu").label())
         base = _setting(results, BASELINE)
         if setting is None or base is None:
             continue
@@ -380,7 +382,7 @@ def claim2(localization: Sequence[tuple[str, str, Mapping[str, Any] | None]],
         cell = best["metrics"]["pixel_auroc"]
         collapsed = _collapsed(results)
         flags.append(None if collapsed else is_win(best, ("pixel_auroc",)))
-        parts.append(f"{dataset}: {_short(best['name'])} {fmt(_mean(best))} vs {BASELINE} "
+        parts.append(f"{dataset}: {_short(best)} {fmt(_mean(best))} vs {BASELINE} "
                      f"{fmt(_mean(_setting(results, BASELINE)))} ({verdict_text(cell)}; "
                      f"{trivial_verdict_text(cell)}; "
                      f"{_published(experiment, dataset, generated)}{collapsed})")
@@ -490,7 +492,8 @@ def figure4_table(results: Mapping[str, Any], dataset: str, generated: bool) -> 
              *([metric_cell((base or {}).get("metrics", {}).get("pixel_auroc"))] * len(ours))]]
     for label in switches["layers"]:
         reference = UCSD_PED1_PIXEL_AUROC.get(label, {})
-        settings = [_setting(results, f"attention {label} m{m} {a}") or {} for m, a in ours]
+        settings = [_setting(results, Setting("attention", label, m, a).label()) or {}
+                    for m, a in ours]
         cells = [s.get("metrics", {}).get("pixel_auroc") for s in settings]
         present = next((s for s in settings if s), None)
         mark = collapsed_mark(present, results) if present else ""
@@ -542,12 +545,13 @@ def table2(found: Mapping[str, Mapping[str, Any] | None], generated: bool) -> Ta
         best = _best_attention(results)
         for i, metric in enumerate(("pixel_auroc", "best_iou")):
             refs = list(reference[3 * i: 3 * i + 3]) if reference else [None] * 3
-            names = [BASELINE, f"attention {last} m2 relu", f"attention {last} m2 abs"]
+            names = [BASELINE, *(Setting("attention", last, "2", a).label()
+                                 for a in ("relu", "abs"))]
             cells = [(_setting(results, n) or {}).get("metrics", {}).get(metric) for n in names]
             best_cell = (best or {}).get("metrics", {}).get(metric)
             rows.append([category, METRIC_NAMES[metric], *refs, metric_cell(cells[0]),
                          *(_styled(c) for c in cells[1:]),
-                         Cell(f"{cell_text(best_cell)} ({_short(best['name'])})" if best
+                         Cell(f"{cell_text(best_cell)} ({_short(best)})" if best
                               else "–", _style(best_cell))])
     ours = [f"vaecam {BASELINE}", f"vaecam {last} m2 relu", f"vaecam {last} m2 abs",
             "vaecam best attention"]

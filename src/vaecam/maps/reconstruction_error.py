@@ -9,6 +9,9 @@ Ped1). Three kinds, each reduced over channels by the mean to a (B, H, W) map:
 * ``ssim``: ``1 - SSIM(x, x_hat)`` with SSIM's local map (Wang et al. 2004) from a gaussian
   window, computed as scikit-image's ``structural_similarity(gaussian_weights=True,
   use_sample_covariance=False, full=True)`` does, but batched in torch.
+
+:func:`gaussian_filter` (scipy-style, mirrored borders) is the blur of SSIM's window and of
+every smoothed map (:func:`vaecam.maps.base.smooth`).
 """
 
 from __future__ import annotations
