@@ -10,12 +10,9 @@ import json
 import sys
 from pathlib import Path
 
-import matplotlib
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from vaecam.report.localization import cell_text, verdict_text  # noqa: E402
+from vaecam.report.localization import cell_text, verdict_text
 
 
 def main(out: Path) -> None:
@@ -50,7 +47,8 @@ def main(out: Path) -> None:
             table[c]["_tuning"].get("families", {}).get("attention", {}).get("chosen_setting",
                                                                              "–")
             for c in configs) + " |")
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
+    fig = Figure(figsize=(12, 4.5))
+    axes = fig.subplots(1, 2, sharey=True)
     for ax, digit in zip(axes, ("1", "3"), strict=True):
         configs = [c for c in table if c.startswith(f"digit{digit}_")]
         for k, c in enumerate(configs):

@@ -14,10 +14,10 @@ from vaecam.cli.common import (
     merged,
     option,
     print_localization,
-    train_config,
     warn_unhealthy,
 )
 from vaecam.configs.schema import OPTIONS
+from vaecam.configs.training import train_config
 from vaecam.errors import ConfigError
 
 

@@ -12,9 +12,9 @@ from vaecam.cli.common import (
     check_training_cost,
     merged,
     option,
-    train_config,
     warn,
 )
+from vaecam.configs.training import train_config
 from vaecam.errors import ConfigError
 
 EXPERIMENT = "dsprites"

@@ -16,10 +16,10 @@ from vaecam.cli.common import (
     merged,
     option,
     print_localization,
-    train_config,
     warn,
     warn_unhealthy,
 )
+from vaecam.configs.training import train_config
 from vaecam.errors import ConfigError
 
 

@@ -132,7 +132,7 @@ def _say(line: str) -> None:
 
 
 def _reproduce(args: argparse.Namespace) -> int:
-    from vaecam.cli.common import check_accelerator
+    from vaecam.configs.training import check_accelerator
     from vaecam.outputs import OutputFolder
     from vaecam.reproduce import report
     from vaecam.reproduce.plan import build_plan, describe

@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from tqdm.auto import tqdm
@@ -24,6 +23,7 @@ from vaecam.data.images import is_image_file, read_image
 from vaecam.errors import DataError
 from vaecam.report.tables import write_json
 from vaecam.training.checkpoints import load_model
+from vaecam.viz.figures import subplots
 from vaecam.viz.overlays import show_overlay
 
 
@@ -60,11 +60,10 @@ def _load(path: Path, shape: Sequence[int]) -> torch.Tensor:
 
 
 def _overlay(path: Path, image: torch.Tensor, attention: torch.Tensor, title: str) -> None:
-    fig, ax = plt.subplots(figsize=(3, 3))
+    fig, ax = subplots(figsize=(3, 3))
     show_overlay(ax, image, attention)
     ax.set_title(title, fontsize=8)
     fig.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(fig)
 
 
 def explain_folder(checkpoint: Path, images: Path, out: Path, method: str = "1",

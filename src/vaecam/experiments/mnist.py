@@ -16,19 +16,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset, TensorDataset
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from torch import Tensor  # noqa: E402
-from torch.utils.data import Dataset, TensorDataset  # noqa: E402
-
-from vaecam.attention import AttentionExplainer  # noqa: E402
-from vaecam.data.mnist import Digits, load_digits, one_class_split  # noqa: E402
-from vaecam.errors import ConfigError  # noqa: E402
-from vaecam.experiments.localization import (  # noqa: E402
+from vaecam.attention import AttentionExplainer
+from vaecam.data.mnist import Digits, load_digits, one_class_split
+from vaecam.errors import ConfigError
+from vaecam.experiments.localization import (
     Aggregate,
     LocalizationConfig,
     config_from_options,
@@ -37,30 +33,30 @@ from vaecam.experiments.localization import (  # noqa: E402
     results_json,
     write_outputs,
 )
-from vaecam.experiments.mnist_anomalies import DESCRIPTIONS, make_anomalies  # noqa: E402
-from vaecam.experiments.mnist_regions import (  # noqa: E402
+from vaecam.experiments.mnist_anomalies import DESCRIPTIONS, make_anomalies
+from vaecam.experiments.mnist_regions import (
     DESCRIPTIONS as REGION_DESCRIPTIONS,
 )
-from vaecam.experiments.mnist_regions import evaluation_region, region_name  # noqa: E402
-from vaecam.experiments.seeds import train_each_seed  # noqa: E402
-from vaecam.experiments.training import loss_switches, tracking_callbacks  # noqa: E402
-from vaecam.metrics.latent import latent_summary  # noqa: E402
-from vaecam.models import VAE  # noqa: E402
-from vaecam.outputs import OutputFolder, atomic_write_text  # noqa: E402
-from vaecam.report.localization import (  # noqa: E402
+from vaecam.experiments.mnist_regions import evaluation_region, region_name
+from vaecam.experiments.seeds import train_each_seed
+from vaecam.experiments.training import loss_switches, tracking_callbacks
+from vaecam.metrics.latent import latent_summary
+from vaecam.models import VAE
+from vaecam.outputs import OutputFolder, atomic_write_text
+from vaecam.report.localization import (
     collapse_warning,
     latent_table,
     method_table,
 )
-from vaecam.report.tables import write_json  # noqa: E402
-from vaecam.training.checkpoints import load_model  # noqa: E402
-from vaecam.training.module import VAEModule  # noqa: E402
-from vaecam.training.run_folder import plain  # noqa: E402
-from vaecam.training.trainer import TrainConfig, best_checkpoint, fit  # noqa: E402
-from vaecam.viz.overlays import (  # noqa: E402
+from vaecam.report.tables import write_json
+from vaecam.training.checkpoints import load_model
+from vaecam.training.module import VAEModule
+from vaecam.training.run_folder import plain
+from vaecam.training.trainer import TrainConfig, best_checkpoint, fit
+from vaecam.viz.figures import save, subplots
+from vaecam.viz.overlays import (
     add_scale,
     explanation_grid,
-    save,
     show_image,
     show_overlay,
 )
@@ -211,8 +207,8 @@ def figure_methods(model: VAE, images: Tensor, path: Path, layer: str) -> Path:
     """Reproduction Figure 1: rows relu/abs/sigmoid, columns method 1 | method 2."""
     acts = ("relu", "abs", "sigmoid")
     n = len(images)
-    fig, axes = plt.subplots(len(acts) + 1, 2 * n, layout="constrained",
-                             figsize=(1.3 * 2 * n + 1.0, 1.3 * (len(acts) + 1)))
+    fig, axes = subplots(len(acts) + 1, 2 * n, layout="constrained",
+                         figsize=(1.3 * 2 * n + 1.0, 1.3 * (len(acts) + 1)))
     for m_idx, method in enumerate(("1", "2")):
         for i in range(n):
             show_image(axes[0, m_idx * n + i], images[i],
@@ -231,8 +227,8 @@ def figure_one_class(panels: Sequence[tuple[int, int, VAE, Tensor]], path: Path,
                      layer: str) -> Path:
     """Reproduction Figure 2: per (trained digit, shown digit) panel, inputs over overlays."""
     cols = sum(len(p[3]) for p in panels)
-    fig, axes = plt.subplots(2, cols, figsize=(1.3 * cols + 1.0, 2.9), squeeze=False,
-                             layout="constrained")
+    fig, axes = subplots(2, cols, figsize=(1.3 * cols + 1.0, 2.9), squeeze=False,
+                         layout="constrained")
     col = 0
     for trained, shown, model, images in panels:
         maps = AttentionExplainer(model, layer, activation="relu").method1(images)

@@ -12,18 +12,16 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import matplotlib
+import numpy as np
+from matplotlib.axes import Axes
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from vaecam.viz.overlays import save  # noqa: E402
+from vaecam.viz.figures import save, subplots
 
 BASELINE_STYLE = {"color": "black", "lw": 2.2, "zorder": 10}
 # tab10 without its grey (kept for the chance line) and without a black: 9 colours, then the
 # lighter tab20 shades; beyond 18 curves colours repeat with a dashed line instead.
-_PALETTE = [c for i, c in enumerate(plt.get_cmap("tab10").colors) if i != 7] + [
-    c for i, c in enumerate(plt.get_cmap("tab20").colors) if i % 2 == 1 and i != 15]
+_PALETTE = [c for i, c in enumerate(matplotlib.colormaps["tab10"].colors) if i != 7] + [
+    c for i, c in enumerate(matplotlib.colormaps["tab20"].colors) if i % 2 == 1 and i != 15]
 
 
 def curve_styles(names: Sequence[str], baseline: str | None = None) -> dict[str, dict]:
@@ -45,7 +43,7 @@ def fitted_title(text: str, width_inches: float, points: float = 9.0) -> str:
     return "\n".join(textwrap.wrap(text, per_line))
 
 
-def _legend_outside(ax: plt.Axes) -> None:
+def _legend_outside(ax: Axes) -> None:
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0,
               frameon=False)
 
@@ -53,7 +51,7 @@ def _legend_outside(ax: plt.Axes) -> None:
 def roc_figure(path: Path, curves: Mapping[str, tuple[np.ndarray, np.ndarray, float]],
                title: str = "pixel ROC", baseline: str | None = "recon-abs") -> Path:
     """One ROC curve per entry ``name -> (fpr, tpr, auroc)``; ``baseline`` in black, on top."""
-    fig, ax = plt.subplots(figsize=(6.6, 4.0), layout="constrained")
+    fig, ax = subplots(figsize=(6.6, 4.0), layout="constrained")
     styles = curve_styles(list(curves), baseline)
     for name, style in styles.items():  # the baseline is last, so drawn above the others
         fpr, tpr, auc = curves[name]
@@ -73,7 +71,7 @@ def metric_vs_epoch_figure(path: Path, curves: Mapping[str, tuple[np.ndarray, np
                            ylabel: str, highlight: str | None = None) -> Path:
     """One line per entry ``name -> (epochs, values)``; ``highlight`` (the baseline) in black,
     drawn last."""
-    fig, ax = plt.subplots(figsize=(8.5, 4), layout="constrained")
+    fig, ax = subplots(figsize=(8.5, 4), layout="constrained")
     for name, style in curve_styles(list(curves), highlight).items():
         epochs, values = curves[name]
         ax.plot(epochs, values, marker="o", ms=3, label=name, **style)

@@ -7,13 +7,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.image import AxesImage
+from torch import Tensor
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.image import AxesImage  # noqa: E402
-from torch import Tensor  # noqa: E402
+from vaecam.viz.figures import save, subplots
 
 
 def to_display(image: Tensor | np.ndarray) -> np.ndarray:
@@ -45,7 +45,7 @@ def pixel_aspect(shape: Sequence[int], aspect: float | None) -> float:
     return 1.0 if aspect is None else width / (height * aspect)
 
 
-def show_overlay(ax: plt.Axes, image: Tensor | np.ndarray, attention: Tensor | np.ndarray,
+def show_overlay(ax: Axes, image: Tensor | np.ndarray, attention: Tensor | np.ndarray,
                  alpha: float = 0.55, mask: Tensor | np.ndarray | None = None,
                  aspect: float | None = None) -> AxesImage:
     """Draw ``image`` in gray with ``attention`` on top in a perceptually uniform colour map,
@@ -66,7 +66,7 @@ def show_overlay(ax: plt.Axes, image: Tensor | np.ndarray, attention: Tensor | n
     return heat
 
 
-def draw_mask(ax: plt.Axes, mask: Tensor | np.ndarray) -> None:
+def draw_mask(ax: Axes, mask: Tensor | np.ndarray) -> None:
     """The ground-truth region as a thin contour (nothing for an empty mask)."""
     arr = mask.detach().cpu().float().numpy() if isinstance(mask, Tensor) else np.asarray(mask)
     arr = np.asarray(arr, dtype=np.float32).squeeze()
@@ -74,14 +74,14 @@ def draw_mask(ax: plt.Axes, mask: Tensor | np.ndarray) -> None:
         ax.contour(arr, levels=[0.5], colors=MASK_COLOR, linewidths=0.9)
 
 
-def add_scale(fig: plt.Figure, axes: Any, heat: AxesImage) -> None:
+def add_scale(fig: Figure, axes: Any, heat: AxesImage) -> None:
     """One colour bar for every overlay of the figure, saying what the colours mean."""
     bar = fig.colorbar(heat, ax=axes, fraction=0.025, pad=0.02, ticks=[0, 0.5, 1])
     bar.set_label(SCALE_LABEL, fontsize=7)
     bar.ax.tick_params(labelsize=7)
 
 
-def show_image(ax: plt.Axes, image: Tensor | np.ndarray, title: str | None = None,
+def show_image(ax: Axes, image: Tensor | np.ndarray, title: str | None = None,
                mask: Tensor | np.ndarray | None = None, aspect: float | None = None) -> None:
     img = to_display(image)
     ax.imshow(img, cmap="gray" if img.ndim == 2 else None, vmin=0, vmax=1,
@@ -98,8 +98,8 @@ def explanation_grid(path: Path, images: Tensor, recons: Tensor, maps: Tensor,
     """Columns of (input, reconstruction, overlay) for each image; a ground-truth mask is
     drawn as a contour on the overlay; one colour bar states the scale."""
     n = len(images)
-    fig, axes = plt.subplots(3, n, figsize=(1.6 * n + 1.2, 1.6 * 3), squeeze=False,
-                             layout="constrained")
+    fig, axes = subplots(3, n, figsize=(1.6 * n + 1.2, 1.6 * 3), squeeze=False,
+                         layout="constrained")
     heat = None
     for i in range(n):
         show_image(axes[0, i], images[i], titles[i] if titles else None)
@@ -112,31 +112,6 @@ def explanation_grid(path: Path, images: Tensor, recons: Tensor, maps: Tensor,
     if heat is not None:
         add_scale(fig, axes, heat)
     return save(fig, path)
-
-
-PALETTE_ABOVE_BYTES = 400_000
-
-
-def save(fig: plt.Figure, path: Path) -> Path:
-    """Save and close a figure, creating the folder.
-
-    A PNG larger than ``PALETTE_ABOVE_BYTES`` (overlays of many maps: noisy heat maps compress
-    badly) is stored with a 256-colour palette instead, about 3-5x smaller and alike to the eye,
-    so that reports embedding many of them stay a few MB.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if fig.get_layout_engine() is None:
-        fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    if path.suffix.lower() == ".png" and path.stat().st_size > PALETTE_ABOVE_BYTES:
-        from PIL import Image
-
-        with Image.open(path) as image:
-            palette = image.convert("RGB").quantize(256, method=Image.Quantize.MEDIANCUT)
-        palette.save(path, optimize=True)
-    return path
 
 
 def methods_grid(path: Path, images: Tensor, masks: Tensor, maps: dict[str, Tensor],
@@ -152,8 +127,8 @@ def methods_grid(path: Path, images: Tensor, masks: Tensor, maps: dict[str, Tens
     n = len(images)
     cols = 1 + len(names)
     width = 1.5 * (aspect or 1.0)
-    fig, axes = plt.subplots(n, cols, figsize=(width * cols + 1.0, 1.5 * n + 0.5),
-                             squeeze=False, layout="constrained")
+    fig, axes = subplots(n, cols, figsize=(width * cols + 1.0, 1.5 * n + 0.5),
+                         squeeze=False, layout="constrained")
     heat = None
     for i in range(n):
         show_image(axes[i, 0], images[i], titles[i] if titles else None, mask=masks[i],

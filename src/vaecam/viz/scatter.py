@@ -6,12 +6,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from vaecam.viz.overlays import save  # noqa: E402
+from vaecam.viz.figures import save, subplots
 
 MARKERS = ("o", "^", "s", "D", "v", "P")
 
@@ -28,7 +23,7 @@ def disentanglement_scatter(
 
     Runs of the same ``group`` share a marker; each point is labelled with its ``label`` value.
     """
-    fig, ax = plt.subplots(figsize=(5, 3.8))
+    fig, ax = subplots(figsize=(5, 3.8))
     groups = list(dict.fromkeys(str(run[group]) for run in runs))
     for i, name in enumerate(groups):
         members = [run for run in runs if str(run[group]) == name]

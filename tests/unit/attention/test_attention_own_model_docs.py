@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "own-model.md"
+DOC = Path(__file__).resolve().parents[3] / "docs" / "own-model.md"
 RECIPES = re.findall(r"```python\n(.*?)```", DOC.read_text(), flags=re.S)
 
 
