@@ -17,8 +17,8 @@ from vaecam.cli.common import (
     warn_unhealthy,
 )
 from vaecam.configs.schema import OPTIONS
-from vaecam.configs.training import train_config
 from vaecam.errors import ConfigError
+from vaecam.training.options import train_config
 
 
 def _train_seeds(options: dict[str, Any], experiment: str, train_one, inputs) -> dict:

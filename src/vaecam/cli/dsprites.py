@@ -14,8 +14,8 @@ from vaecam.cli.common import (
     option,
     warn,
 )
-from vaecam.configs.training import train_config
 from vaecam.errors import ConfigError
+from vaecam.training.options import train_config
 
 EXPERIMENT = "dsprites"
 # Fixed factors of the documentation's traversal figure: a large upright heart in the middle.

@@ -19,8 +19,8 @@ from vaecam.cli.common import (
     warn,
     warn_unhealthy,
 )
-from vaecam.configs.training import train_config
 from vaecam.errors import ConfigError
+from vaecam.training.options import train_config
 
 
 def _add_data_options(parser: argparse.ArgumentParser) -> None:

@@ -78,7 +78,7 @@ def _log_file(path: Path, data: Path | None = None) -> Iterator[logging.Logger]:
     """Every line of the run (and tracebacks of unexpected errors) appended to ``path``, paths
     relative to its folder and to the data root ``data``; the terminal keeps one line per
     event."""
-    from vaecam.report.portable import PortablePaths
+    from vaecam.outputs.portable import PortablePaths
 
     logger = logging.getLogger("vaecam.reproduce")
     handler = logging.FileHandler(path, encoding="utf-8")
@@ -132,11 +132,11 @@ def _say(line: str) -> None:
 
 
 def _reproduce(args: argparse.Namespace) -> int:
-    from vaecam.configs.training import check_accelerator
     from vaecam.outputs import OutputFolder
     from vaecam.reproduce import report
     from vaecam.reproduce.plan import build_plan, describe
     from vaecam.reproduce.stages import StageRunner
+    from vaecam.training.options import check_accelerator
 
     request = _request(args)
     if request.accelerator:

@@ -44,8 +44,8 @@ from vaecam.metrics.disentanglement import (
 from vaecam.metrics.paired import MIN_SEEDS, paired_seed_test
 from vaecam.models.factorvae import FactorVAE
 from vaecam.outputs import FolderLock, OutputFolder, adopt, atomic_write_text
+from vaecam.outputs.portable import PortablePaths, resolve_paths
 from vaecam.report.document import format_duration, interval, mean_std
-from vaecam.report.portable import PortablePaths, resolve_paths
 from vaecam.report.references import DSPRITES_FACTORVAE_SCORE
 from vaecam.report.table import Table
 from vaecam.report.tables import fmt, write_json

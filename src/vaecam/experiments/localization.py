@@ -715,8 +715,8 @@ def write_outputs(out: Path, agg: Aggregate, results: Mapping[str, Any], title: 
     """Write ``results.json`` (``results`` from :func:`results_json`), ``table.md`` and the
     figures into ``out``; returns the results with the files added."""
     from vaecam.outputs import atomic_write_text
+    from vaecam.outputs.portable import PortablePaths
     from vaecam.report.localization import table_markdown
-    from vaecam.report.portable import PortablePaths
     from vaecam.report.tables import write_json
 
     figures = write_figures(agg, out, title, results)

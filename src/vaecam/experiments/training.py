@@ -19,7 +19,7 @@ from torch.utils.data import Dataset
 
 from vaecam.data.transforms import AugmentConfig
 from vaecam.metrics.encoder_health import health_warning
-from vaecam.report.portable import PortablePaths
+from vaecam.outputs.portable import PortablePaths
 from vaecam.training.callbacks import LatentHealth
 from vaecam.training.module import VAEModule
 from vaecam.training.run_folder import plain

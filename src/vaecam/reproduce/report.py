@@ -44,6 +44,7 @@ from vaecam.experiments.localization import BASELINE
 from vaecam.experiments.mnist import FIGURE1, FIGURE2
 from vaecam.experiments.mnist_anomalies import DESCRIPTIONS
 from vaecam.maps.setting import Setting
+from vaecam.outputs.portable import PortablePaths
 from vaecam.report.document import (
     Document,
     Figure,
@@ -75,7 +76,7 @@ from vaecam.report.localization import (
     verdict_headers,
     verdict_text,
 )
-from vaecam.report.portable import PortablePaths, portable_document
+from vaecam.report.portable import portable_document
 from vaecam.report.references import DSPRITES_FACTORVAE_SCORE, MVTEC_PIXEL, UCSD_PED1_PIXEL_AUROC
 from vaecam.report.render import ReportFiles, write_report
 from vaecam.report.table import Cell, Column, Table

@@ -33,8 +33,8 @@ from typing import Any
 
 from vaecam.errors import VaecamError
 from vaecam.outputs import atomic_write_text
+from vaecam.outputs.portable import PortablePaths, resolve_paths
 from vaecam.report.document import format_duration
-from vaecam.report.portable import PortablePaths, resolve_paths
 from vaecam.training.run_folder import plain
 from vaecam.training.trainer import TrainingInterrupted
 

@@ -29,7 +29,7 @@ def train_seed(run_dir: Path, experiment: str, options: dict[str, Any],
     one returns at once); when its stored identity differs from ``options`` (or with
     ``retrain``), the seed is trained again from the start, replacing vaecam's files there.
     """
-    from vaecam.configs.training import train_config
+    from vaecam.training.options import train_config
     from vaecam.training.run_folder import RunMismatch, last_checkpoint
 
     last = last_checkpoint(run_dir)

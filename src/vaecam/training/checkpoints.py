@@ -19,7 +19,7 @@ import torch
 from vaecam.errors import CheckpointError
 from vaecam.models import VAE, build_model
 from vaecam.outputs import atomic_write
-from vaecam.report.portable import resolve_paths
+from vaecam.outputs.portable import resolve_paths
 
 FORMAT_VERSION = 1
 

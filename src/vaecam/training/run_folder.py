@@ -21,7 +21,7 @@ from typing import Any
 
 from vaecam.errors import ConfigError
 from vaecam.outputs import atomic_write_text
-from vaecam.report.portable import PortablePaths, resolve_paths
+from vaecam.outputs.portable import PortablePaths, resolve_paths
 
 CONFIG_NAME = "train_config.json"
 # Identity keys that users know under another option name.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vaecam.report.portable import PortablePaths, resolve_paths
+from vaecam.outputs.portable import PortablePaths, resolve_paths
 
 
 def _paths() -> PortablePaths:

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from vaecam.configs.training import check_accelerator, train_config
 from vaecam.errors import ConfigError
+from vaecam.training.options import check_accelerator, train_config
 
 
 def test_train_config_takes_every_option_it_names_and_defaults_the_rest():
