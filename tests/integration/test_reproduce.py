@@ -6,6 +6,7 @@ failure rules on toy stages, and bad input ending in one-line errors."""
 from __future__ import annotations
 
 import contextlib
+import gzip
 import html
 import io
 import json
@@ -115,6 +116,45 @@ def test_results_json_holds_stages_cells_verdicts_and_environment(smoke):
         text = (smoke["out"] / name).read_text()
         assert str(smoke["out"]) not in text and str(Path.cwd()) not in text, name
     assert results["failed"] == [] and results["data"]["generated"] is True
+
+
+# Every number of the smoke run's results.json, recorded before the orchestration layer was
+# redesigned (tests/data/smoke_numbers.json.gz: path in the JSON -> value; timings left out).
+RECORDED_NUMBERS = Path(__file__).resolve().parents[1] / "data" / "smoke_numbers.json.gz"
+
+
+def numbers_of(results: dict) -> dict[str, float]:
+    """Every number under experiments, verdicts and beyond_the_paper, keyed by its JSON path;
+    wall-clock times (``seconds``) and the write time are left out."""
+    flat: dict[str, float] = {}
+
+    def walk(value, path: str) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if key not in ("seconds", "written"):
+                    walk(item, f"{path}/{key}")
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                walk(item, f"{path}/{i}")
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            flat[path] = value
+
+    for key in ("experiments", "verdicts", "beyond_the_paper"):
+        walk(results.get(key), key)
+    return flat
+
+
+def test_smoke_run_reproduces_every_recorded_number(smoke):
+    """Refactoring changes no result: each recorded number comes out again (to float32
+    rounding noise; a changed computation moves them by far more)."""
+    with gzip.open(RECORDED_NUMBERS, "rt") as handle:
+        recorded = json.load(handle)
+    now = numbers_of(json.loads((smoke["out"] / "results.json").read_text()))
+    missing = sorted(set(recorded) - set(now))
+    assert not missing, f"{len(missing)} recorded numbers are gone, e.g. {missing[:5]}"
+    changed = [f"{path}: {value} -> {now[path]}" for path, value in recorded.items()
+               if now[path] != pytest.approx(value, rel=1e-6, abs=1e-9)]
+    assert not changed, f"{len(changed)} of {len(recorded)} numbers changed, e.g. {changed[:5]}"
 
 
 # files a user reads (and vaecam reads back): none may name a folder of the machine
