@@ -13,6 +13,8 @@ number under ``seeds`` is refused because it reads as either.
 
 from __future__ import annotations
 
+import copy
+import functools
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -52,7 +54,13 @@ def _read(text: str, where: str, require_presets: bool = False) -> dict[str, Any
 
 
 def packaged(experiment: str) -> dict[str, Any]:
-    """The packaged YAML of ``experiment`` as data."""
+    """The packaged YAML of ``experiment`` as data (a copy the caller may change)."""
+    return copy.deepcopy(_parsed(experiment))
+
+
+@functools.cache
+def _parsed(experiment: str) -> dict[str, Any]:
+    """The packaged YAML parsed once: a plan reads it for every one of its stages."""
     text = resources.files("vaecam.configs").joinpath(f"{experiment}.yaml").read_text()
     return _read(text, f"packaged config '{experiment}.yaml'")
 

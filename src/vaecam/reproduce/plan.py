@@ -53,7 +53,7 @@ LOCALIZE_KEYS = frozenset({
     "mask_rule", "max_images", "eval_batch_size", "device", "overlays", "frames", "clips",
     "maps", "smooth_sigma", "projection_steps", "projection_step_size",
     "projection_distance_weight", "resamples", "activation_order", "n_anomalies", "anomaly",
-    "region",
+    "region", "tune", "tune_images",
 })
 # Options read only where a dSprites model is scored.
 SCORE_KEYS = frozenset({"metric_preset", "metric_sizes", "mig_num_train", "recon_samples",
