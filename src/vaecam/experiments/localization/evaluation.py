@@ -21,7 +21,7 @@ from vaecam.experiments.localization.config import BASELINE, LocalizationConfig,
 from vaecam.maps import compute_maps
 from vaecam.metrics.bootstrap import BootstrapResult, MapCollector, resample_counts
 from vaecam.metrics.encoder_health import model_health
-from vaecam.metrics.localization import PixelROCAccumulator, image_auroc
+from vaecam.metrics.localization import LocalizationEvaluator
 
 LATENT_SAMPLE = 256  # test images on which the explained model's latent health is measured
 
@@ -49,50 +49,6 @@ class SeedEvaluation:
     latent: dict[str, Any]
     n_images: int
     n_anomalous: int
-
-
-class _Scorer:
-    """Exact streaming metrics of one setting: pixel ROC at the scoring resolution; AUPRO with
-    the full-size masks' regions; image AUROC from each map's maximum and the dataset labels.
-    The pixel metrics count only the pixels of the evaluation region when one is given."""
-
-    def __init__(self, separate_regions: bool, chunk_pixels: int = 1 << 22):
-        self.pixels = PixelROCAccumulator(regions=not separate_regions)
-        self.regions = PixelROCAccumulator(regions=True) if separate_regions else self.pixels
-        self.image_max: list[np.ndarray] = []
-        self.chunk = chunk_pixels
-        self._pending: list[tuple[Tensor, ...]] = []
-
-    def update(self, scored: Tensor, masks: Tensor, full: Tensor, full_masks: Tensor,
-               region: tuple[Tensor, Tensor] | None = None) -> None:
-        """Add a batch; ``region``: the evaluation region at the scoring and at the full size."""
-        self._pending.append((scored, masks, full, full_masks, *(region or ())))
-        self.image_max.append(scored.flatten(1).amax(dim=1).double().numpy())
-        if sum(p[0].numel() for p in self._pending) >= self.chunk:
-            self.flush()
-
-    def flush(self) -> None:
-        """Merge pending batches at once: a few large updates cost less than many small ones."""
-        if not self._pending:
-            return
-        scored, masks, full, full_masks, *region = (
-            torch.cat(parts) for parts in zip(*self._pending, strict=True))
-        small_region, full_region = region or (None, None)
-        self.pixels.update(scored, masks, small_region)
-        if self.regions is not self.pixels:
-            self.regions.update(full, full_masks, full_region)
-        self._pending = []
-
-    def result(self, labels: np.ndarray, max_fpr: float) -> dict[str, float]:
-        self.flush()
-        iou, threshold = self.pixels.best_iou()
-        result = {"pixel_auroc": self.pixels.auroc(), "best_iou": iou,
-                  "best_iou_threshold": threshold, "aupro": self.regions.aupro(max_fpr)}
-        if labels.any() and not labels.all():
-            maxima = np.concatenate(self.image_max)
-            result["image_auroc_max"] = image_auroc(maxima[:, None, None],
-                                                    labels[:, None, None].astype(bool))
-        return result
 
 
 def _scoring_pair(maps: Tensor, masks: Tensor, size: tuple[int, int], rule: str
@@ -155,7 +111,8 @@ def evaluate(
     on ``device`` (where ``model`` must be) and scored on the CPU.
     """
     separate = cfg.resize == "downscale-masks"
-    scorers = {s.name: _Scorer(separate) for s in settings}
+    scorers = {s.name: LocalizationEvaluator(cfg.max_fpr, full_size_regions=separate,
+                                             reductions=("max",)) for s in settings}
     collector = MapCollector()
     full_collector = MapCollector() if separate else collector
     timings: dict[str, float] = {}
@@ -173,10 +130,11 @@ def evaluate(
         inside = None if regions is None else regions[seen : seen + images.shape[0]]
         for s in settings:
             scored, small, full = _scoring_pair(maps[s.name].cpu(), masks, size, cfg.mask_rule)
-            pair = None if inside is None else (_scoring_region(inside, scored, cfg.mask_rule),
-                                                inside)
-            scorers[s.name].update(scored, small, full, masks, pair)
-            collector.update(s.name, scored, small, None if pair is None else pair[0])
+            small_region = (None if inside is None
+                            else _scoring_region(inside, scored, cfg.mask_rule))
+            scorers[s.name].update(scored, small, small_region,
+                                   full=(full, masks, inside) if separate else None)
+            collector.update(s.name, scored, small, small_region)
             if separate:
                 full_collector.update(s.name, full, masks, inside)
         for i in range(images.shape[0]):
@@ -201,7 +159,7 @@ def evaluate(
     metrics = {}
     for s in settings:
         try:
-            metrics[s.name] = scorers[s.name].result(label_array, cfg.max_fpr)
+            metrics[s.name] = scorers[s.name].result(label_array)
         except MetricInputError as exc:
             raise MetricInputError(f"map '{s.name}': {exc}") from exc
     if counts is None:
@@ -211,7 +169,7 @@ def evaluate(
     if separate:
         boot = _merge_resolutions(boot, full_collector.result(
             BASELINE, counts=counts, max_fpr=cfg.max_fpr, point_estimates=metrics))
-    curves = {s.name: scorers[s.name].pixels.roc_curve()[:2] for s in settings}
+    curves = {s.name: scorers[s.name].roc_curve()[:2] for s in settings}
     latent = model_health(model, torch.cat(health_images).to(device))
     return SeedEvaluation(
         settings=list(settings), metrics=metrics, curves=curves,
