@@ -41,7 +41,7 @@ class DataSource:
 
 
 @dataclass(frozen=True)
-class TestData:
+class LocalizationData:
     """What a run scores: the test set and its image labels, each seed's training set (the mean
     image, latent statistics and tuning images come from it), the bootstrap ``units`` (a name
     such as ``"clip"`` and one id per test item; None: images), the ``data`` block of
@@ -60,7 +60,7 @@ class Localized:
     """A scored run, as the note and the tables of an experiment read it."""
 
     source: DataSource
-    data: TestData
+    data: LocalizationData
     cfg: LocalizationConfig
     agg: Aggregate
     meta: Mapping[str, Any]  # the first seed's checkpoint metadata
@@ -85,7 +85,7 @@ class AnomalyExperiment:
     model: str  # the registry name every checkpoint must hold
     default_layers: tuple[str, ...]
     find_data: Callable[[Mapping[str, Any], Mapping[str, Any]], DataSource]
-    load: Callable[[DataSource, int, Sequence[int], Mapping[str, Any]], TestData]
+    load: Callable[[DataSource, int, Sequence[int], Mapping[str, Any]], LocalizationData]
     title: Callable[[DataSource], str]
     note: Callable[[Localized], str]
     references: Callable[[DataSource], dict[str, Any]]

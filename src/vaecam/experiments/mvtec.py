@@ -15,8 +15,8 @@ from vaecam.errors import ConfigError
 from vaecam.experiments.anomaly import (
     AnomalyExperiment,
     DataSource,
+    LocalizationData,
     Localized,
-    TestData,
     localize,
 )
 from vaecam.experiments.localization.config import BASELINE, LocalizationConfig
@@ -107,13 +107,13 @@ def _find_data(options: Mapping[str, Any], trained_on: Mapping[str, Any]) -> Dat
 
 
 def _load(source: DataSource, size: int, seeds: Sequence[int], options: Mapping[str, Any]
-          ) -> TestData:
+          ) -> LocalizationData:
     """The category's test images and its ``train/good`` images (not augmented)."""
     root, category = source.root, str(source.part)
     test_set = MVTecTest(root, category, size)
     record = {"root": str(root.resolve()), "category": category, "image_size": size}
-    return TestData(test_set, test_set.labels,
-                    {seed: MVTecTrain(root, category, size) for seed in seeds}, record)
+    train_sets = {seed: MVTecTrain(root, category, size) for seed in seeds}
+    return LocalizationData(test_set, test_set.labels, train_sets, record)
 
 
 def _note(run: Localized) -> str:

@@ -19,8 +19,8 @@ from vaecam.errors import ConfigError
 from vaecam.experiments.anomaly import (
     AnomalyExperiment,
     DataSource,
+    LocalizationData,
     Localized,
-    TestData,
     localize,
 )
 from vaecam.experiments.localization.config import BASELINE, LocalizationConfig
@@ -106,7 +106,7 @@ def _check_layers(cfg: LocalizationConfig, model: nn.Module) -> None:
 
 
 def _load(source: DataSource, size: int, seeds: Sequence[int], options: Mapping[str, Any]
-          ) -> TestData:
+          ) -> LocalizationData:
     """The labelled test clips (``--clips``, ``--frames``) and every training frame; neighbouring
     frames are near-copies, so the bootstrap resamples whole clips."""
     root, frames = source.root, options.get("frames") or "all"
@@ -114,10 +114,10 @@ def _load(source: DataSource, size: int, seeds: Sequence[int], options: Mapping[
     record = {"root": str(root.resolve()), "name": root.name, "frames": frames,
               "clips": sorted({f.clip for f in test_set.frames}),
               "skipped_clips": test_set.skipped_clips, "image_size": size}
-    return TestData(test_set, test_set.labels, {seed: UCSDTrainFrames(root, size)
-                                                for seed in seeds},
-                    record, units=("clip", [f.clip for f in test_set.frames]),
-                    switches={"frames": frames})
+    train_sets = {seed: UCSDTrainFrames(root, size) for seed in seeds}
+    return LocalizationData(test_set, test_set.labels, train_sets, record,
+                            units=("clip", [f.clip for f in test_set.frames]),
+                            switches={"frames": frames})
 
 
 def _note(run: Localized) -> str:
