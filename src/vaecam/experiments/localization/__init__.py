@@ -31,5 +31,5 @@ The package, one concern per module:
 - :mod:`.run`: models, devices, the test subset, tuning on training data, every seed evaluated;
 - :mod:`.results`: ``results.json``, ``table.md`` and the figures of a run.
 
-:mod:`vaecam.experiments.anomaly` composes them into one pipeline per dataset.
+:mod:`vaecam.experiments.anomaly` composes them into the one pipeline every dataset runs.
 """
