@@ -24,15 +24,10 @@ from torch.utils.data import Dataset, TensorDataset
 from vaecam.attention import AttentionExplainer
 from vaecam.data.mnist import Digits, load_digits, one_class_split
 from vaecam.errors import ConfigError
-from vaecam.experiments.localization import (
-    Aggregate,
-    LocalizationConfig,
-    config_from_options,
-    evaluate_seeds,
-    load_models,
-    results_json,
-    write_outputs,
-)
+from vaecam.experiments.localization.aggregation import Aggregate
+from vaecam.experiments.localization.config import LocalizationConfig, config_from_options
+from vaecam.experiments.localization.results import results_json, write_outputs
+from vaecam.experiments.localization.run import evaluate_seeds, load_models
 from vaecam.experiments.mnist_anomalies import DESCRIPTIONS, make_anomalies
 from vaecam.experiments.mnist_regions import (
     DESCRIPTIONS as REGION_DESCRIPTIONS,
@@ -162,9 +157,9 @@ class DigitAnomalies(Dataset):
     :mod:`vaecam.experiments.mnist_anomalies`), plus the clean ones.
 
     Items are (image (1, 28, 28), mask (28, 28) bool, protocol|"clean", index), the layout
-    :func:`vaecam.experiments.localization.evaluate` reads; ``labels`` marks anomalous images
-    and ``clean`` holds each item's clean digit (the digit an anomaly was made of; a clean item
-    itself), from which evaluation regions are computed.
+    :func:`vaecam.experiments.localization.evaluation.evaluate` reads; ``labels`` marks
+    anomalous images and ``clean`` holds each item's clean digit (the digit an anomaly was made
+    of; a clean item itself), from which evaluation regions are computed.
     """
 
     def __init__(self, digits: Digits, digit: int, n: int, protocol: str = "pasted"):

@@ -4,6 +4,7 @@ then the reproduction's Table 2 (pixel AUROC and best IoU) with AUPRO and image 
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +12,17 @@ from vaecam.data.in_memory import training_device
 from vaecam.data.mvtec import MVTecTest, MVTecTrain
 from vaecam.data.transforms import AugmentConfig, DeferredAugmentation
 from vaecam.errors import ConfigError
-from vaecam.experiments import localization as loc
+from vaecam.experiments.anomaly import (
+    AnomalyExperiment,
+    DataSource,
+    LocalizationData,
+    Localized,
+    localize,
+)
+from vaecam.experiments.localization.config import BASELINE, LocalizationConfig
 from vaecam.experiments.training import tracking_callbacks, train_vae
+from vaecam.maps.setting import Setting
 from vaecam.models.mvtec import ResNet18VAE
-from vaecam.outputs import OutputFolder
 from vaecam.report.localization import METRIC_NAMES, best_per_family, values_by
 from vaecam.report.references import MVTEC_MAPS_MEAN_PIXEL_AUROC, MVTEC_PIXEL
 from vaecam.report.table import Column, Table
@@ -67,16 +75,16 @@ def train_mvtec(options: dict[str, Any], cfg: TrainConfig) -> Path:
                      options, inputs=[root], device_augment=device_augment, callbacks=callbacks)
 
 
-def table2(results: dict[str, Any], cfg: loc.LocalizationConfig, category: str) -> Table:
+def table2(results: Mapping[str, Any], cfg: LocalizationConfig, category: str) -> Table:
     """Pixel AUROC and best IoU of one category: the paper's and reproduction's numbers (known
     categories), then ours: the baseline, method 2 relu / abs at the last layer (the
     reproduction's setting) and the best attention setting of the grid."""
     reference = MVTEC_PIXEL.get(category)
     last = list(cfg.layers)[-1]
-    repro = [loc.Setting("attention", last, "2", a).label() for a in ("relu", "abs")]
+    repro = [Setting("attention", last, "2", a).label() for a in ("relu", "abs")]
     best = best_per_family(results)
     best_attention = next((s["name"] for s in best if s["family"] == "attention"), None)
-    names = [loc.BASELINE, *repro, *([best_attention] if best_attention else [])]
+    names = [BASELINE, *repro, *([best_attention] if best_attention else [])]
     ours = ["vaecam recon-abs", f"vaecam {last} m2 relu", f"vaecam {last} m2 abs",
             *([f"vaecam best: {best_attention}"] if best_attention else [])]
     headers = ["category", "metric", *(["paper", "repro relu", "repro abs"] if reference else []),
@@ -88,62 +96,60 @@ def table2(results: dict[str, Any], cfg: loc.LocalizationConfig, category: str) 
     return Table(headers, rows, digits=2)
 
 
-def localize_mvtec(options: dict[str, Any]) -> dict[str, Any]:
-    """Evaluate the trained ResNet18-VAE(s) of every seed on one category's test set; write
-    tables, figures and results.json into ``options["out"]``; returns the results."""
-    models, metas, checkpoints = loc.load_models(options["checkpoint"], options.get("seeds"),
-                                                 MODEL)
-    meta = next(iter(metas.values()))
-    trained_on = meta.get("data", {})
+def _find_data(options: Mapping[str, Any], trained_on: Mapping[str, Any]) -> DataSource:
     root = options.get("data") or trained_on.get("root")
     category = options.get("category") or trained_on.get("category")
     if not root or not category:
         raise ConfigError(
             "pass --data and --category (the checkpoint does not record its training data)"
         )
-    root = Path(root)
-    model = next(iter(models.values()))
-    cfg = loc.config_from_options(model, options, [ResNet18VAE.default_layer])
-    size = model.input_shape[1]
+    return DataSource(Path(root), str(category))
+
+
+def _load(source: DataSource, size: int, seeds: Sequence[int], options: Mapping[str, Any]
+          ) -> LocalizationData:
+    """The category's test images and its ``train/good`` images (not augmented)."""
+    root, category = source.root, str(source.part)
     test_set = MVTecTest(root, category, size)
-    stats_sets = {seed: MVTecTrain(root, category, size) for seed in models}
-    inputs = [root, *checkpoints.values()]
-    with OutputFolder(options["out"], "localize mvtec", inputs,
-                      overwrite=bool(options.get("overwrite"))) as folder:
-        train_images = loc.sample_images(stats_sets[next(iter(models))]) if cfg.tune else None
-        agg = loc.evaluate_seeds(models, test_set, test_set.labels, cfg, options, stats_sets,
-                                 train_images)
-        pretrained = "ImageNet" if meta["config"].get("pretrained_loaded") else "random"
-        note = (
-            f"Data: {root.name}/{category}, {agg.first.n_images} test images "
-            f"({agg.first.n_anomalous} defective) at {size}x{size}; encoder init {pretrained}; "
-            f"maps {cfg.resize}, grad norm {cfg.grad_norm}. The reproduction's columns used "
-            "method 2 at the last conv layer."
-        )
-        if category not in MVTEC_PIXEL:
-            note += f" No published numbers for category '{category}'."
-        note += (" Published pixel AUROC of other map methods, mean over the 15 categories "
-                 "(context, not this category): " + "; ".join(
-                     f"{name} {value:.2f}" for name, value in MVTEC_MAPS_MEAN_PIXEL_AUROC.items())
-                 + ".")
-        record = {
-            "experiment": "mvtec-localization",
-            "note": note,
-            "checkpoints": {str(k): str(v) for k, v in checkpoints.items()},
-            "model": {"name": meta["model"], "config": meta["config"]},
-            "training": {str(seed): {k: m.get(k) for k in ("seed", "data", "train_options")}
-                         for seed, m in metas.items()},
-            "data": {"root": str(root.resolve()), "category": category, "image_size": size},
-            "switches": {"max_images": options.get("max_images"),
-                         "eval_batch_size": options.get("eval_batch_size"),
-                         "device": str(loc.resolve_device(options.get("device"))),
-                         "preset": options.get("preset")},
-            "references": {"mvtec_pixel": MVTEC_PIXEL.get(category),
-                           "maps_mean_pixel_auroc": MVTEC_MAPS_MEAN_PIXEL_AUROC},
-            "out": str(folder.path),
-        }
-        results = loc.results_json(agg, cfg, record)
-        extra = ["## Pixel AUROC and best IoU (reproduction's Table 2)\n", note + "\n",
-                 table2(results, cfg, category)]
-        return loc.write_outputs(folder.path, agg, results,
-                                 f"MVTec-AD localisation ({category})", extra)
+    record = {"root": str(root.resolve()), "category": category, "image_size": size}
+    train_sets = {seed: MVTecTrain(root, category, size) for seed in seeds}
+    return LocalizationData(test_set, test_set.labels, train_sets, record)
+
+
+def _note(run: Localized) -> str:
+    root, category, first, size = run.source.root, run.source.part, run.agg.first, run.image_size
+    pretrained = "ImageNet" if run.meta["config"].get("pretrained_loaded") else "random"
+    note = (
+        f"Data: {root.name}/{category}, {first.n_images} test images "
+        f"({first.n_anomalous} defective) at {size}x{size}; encoder init {pretrained}; "
+        f"maps {run.cfg.resize}, grad norm {run.cfg.grad_norm}. The reproduction's columns "
+        "used method 2 at the last conv layer."
+    )
+    if category not in MVTEC_PIXEL:
+        note += f" No published numbers for category '{category}'."
+    note += (" Published pixel AUROC of other map methods, mean over the 15 categories "
+             "(context, not this category): " + "; ".join(
+                 f"{name} {value:.2f}" for name, value in MVTEC_MAPS_MEAN_PIXEL_AUROC.items())
+             + ".")
+    return note
+
+
+MVTEC = AnomalyExperiment(
+    name="mvtec",
+    model=MODEL,
+    default_layers=(ResNet18VAE.default_layer,),
+    find_data=_find_data,
+    load=_load,
+    title=lambda source: f"MVTec-AD localisation ({source.part})",
+    note=_note,
+    references=lambda source: {"mvtec_pixel": MVTEC_PIXEL.get(str(source.part)),
+                               "maps_mean_pixel_auroc": MVTEC_MAPS_MEAN_PIXEL_AUROC},
+    tables=(("Pixel AUROC and best IoU (reproduction's Table 2)",
+             lambda results, run: table2(results, run.cfg, str(run.source.part))),),
+)
+
+
+def localize_mvtec(options: Mapping[str, Any]) -> dict[str, Any]:
+    """``vaecam localize mvtec``: :func:`~vaecam.experiments.anomaly.localize` of
+    :data:`MVTEC`."""
+    return localize(MVTEC, options)

@@ -99,7 +99,7 @@ def tracking_callbacks(options: dict[str, Any], cfg: TrainConfig, test_set: Data
 
     import torch
 
-    from vaecam.experiments.localization import REFERENCES, config_from_options
+    from vaecam.experiments.localization.config import REFERENCES, config_from_options
     from vaecam.experiments.tracking import LocalizationTracker, labelled_subset
     from vaecam.models import build_model
 

@@ -8,15 +8,25 @@ table, since the two scenes differ and the numbers are not directly comparable.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from torch import nn
+
 from vaecam.data.ucsd import UCSDTestClips, UCSDTrainFrames
 from vaecam.errors import ConfigError
-from vaecam.experiments import localization as loc
+from vaecam.experiments.anomaly import (
+    AnomalyExperiment,
+    DataSource,
+    LocalizationData,
+    Localized,
+    localize,
+)
+from vaecam.experiments.localization.config import BASELINE, LocalizationConfig
 from vaecam.experiments.training import tracking_callbacks, train_vae
+from vaecam.maps.setting import Setting
 from vaecam.models.ucsd import RECIPES, UCSDVAE
-from vaecam.outputs import OutputFolder
 from vaecam.report.localization import values_by
 from vaecam.report.references import UCSD_PED1_PIXEL_AUROC
 from vaecam.report.table import Column, Table
@@ -61,80 +71,84 @@ def _clips(values: Any) -> list[str | int] | None:
     return [int(v) if str(v).isdigit() else str(v) for v in values]
 
 
-def figure4_table(results: dict[str, Any], cfg: loc.LocalizationConfig) -> Table:
+def figure4_table(results: Mapping[str, Any], cfg: LocalizationConfig) -> Table:
     """Pixel AUROC: rows baseline + conv layers; the paper's and the reproduction's columns,
     then vaecam's for each method x activation (mean ± std [interval]; the baseline repeated, as
     the reproduction does)."""
     ours = [(m, a) for m in cfg.methods for a in cfg.activations]
     headers = ["layer", *REFERENCE_COLUMNS,
                *(Column(f"vaecam {m} {a}", digits=3) for m, a in ours)]
-    baseline = values_by(results, [loc.BASELINE], "pixel_auroc")[0]
-    rows = [[loc.BASELINE, *(UCSD_PED1_PIXEL_AUROC["baseline"][c] for c in REFERENCE_COLUMNS),
+    baseline = values_by(results, [BASELINE], "pixel_auroc")[0]
+    rows = [[BASELINE, *(UCSD_PED1_PIXEL_AUROC["baseline"][c] for c in REFERENCE_COLUMNS),
              *([baseline] * len(ours))]]
     for label in cfg.layers:
-        names = [loc.Setting("attention", label, m, a).label() for m, a in ours]
+        names = [Setting("attention", label, m, a).label() for m, a in ours]
         rows.append([label, *(UCSD_PED1_PIXEL_AUROC[label][c] for c in REFERENCE_COLUMNS),
                      *values_by(results, names, "pixel_auroc")])
     return Table(headers, rows, digits=2)
 
 
-def localize_ucsd(options: dict[str, Any]) -> dict[str, Any]:
-    """Evaluate the trained UCSD VAE(s) of every seed on the labelled test clips; write tables,
-    figures and results.json into ``options["out"]``; returns the results."""
-    models, metas, checkpoints = loc.load_models(options["checkpoint"], options.get("seeds"),
-                                                 MODEL)
-    meta = next(iter(metas.values()))
-    data_root = options.get("data") or meta.get("data", {}).get("root")
-    if not data_root:
+def _find_data(options: Mapping[str, Any], trained_on: Mapping[str, Any]) -> DataSource:
+    root = options.get("data") or trained_on.get("root")
+    if not root:
         raise ConfigError("no --data given and the checkpoint does not record its data folder")
-    root = Path(data_root)
-    model = next(iter(models.values()))
-    cfg = loc.config_from_options(model, options, list(UCSDVAE.conv_layers))
+    return DataSource(Path(root))
+
+
+def _check_layers(cfg: LocalizationConfig, model: nn.Module) -> None:
+    """Every layer asked for must have a row in Figure 4."""
     unknown = [label for label in cfg.layers if label not in UCSD_PED1_PIXEL_AUROC]
     if unknown:
         raise ConfigError(
             f"layer(s) {', '.join(unknown)} have no row in Figure 4; choose among "
             f"{', '.join(f'{k} ({v})' for k, v in model.conv_layers.items())}"
         )
-    frames = options.get("frames") or "all"
-    size = model.input_shape[1]
+
+
+def _load(source: DataSource, size: int, seeds: Sequence[int], options: Mapping[str, Any]
+          ) -> LocalizationData:
+    """The labelled test clips (``--clips``, ``--frames``) and every training frame; neighbouring
+    frames are near-copies, so the bootstrap resamples whole clips."""
+    root, frames = source.root, options.get("frames") or "all"
     test_set = UCSDTestClips(root, size, clips=_clips(options.get("clips")), frames=frames)
-    stats_sets = {seed: UCSDTrainFrames(root, size) for seed in models}
-    inputs = [root, *checkpoints.values()]
-    with OutputFolder(options["out"], "localize ucsd", inputs,
-                      overwrite=bool(options.get("overwrite"))) as folder:
-        train_images = loc.sample_images(stats_sets[next(iter(models))]) if cfg.tune else None
-        # neighbouring frames are near-copies: the bootstrap resamples whole clips
-        agg = loc.evaluate_seeds(models, test_set, test_set.labels, cfg, options, stats_sets,
-                                 train_images, units=("clip", [f.clip for f in test_set.frames]))
-        note = (f"Data: {root.name}, {agg.first.n_images} test frames ({frames}; "
-                f"{agg.first.n_anomalous} anomalous), maps {cfg.resize}, grad norm "
-                f"{cfg.grad_norm}.")
-        if test_set.skipped_clips:
-            note += (f" Test clips without pixel masks, left out: "
-                     f"{', '.join(test_set.skipped_clips)}.")
-        if "ped1" not in root.name.lower():
-            note += (f" The paper and reproduction columns are UCSD Ped1 numbers; this run used "
-                     f"{root.name}, so they are not directly comparable.")
-        record = {
-            "experiment": "ucsd-localization",
-            "note": note,
-            "checkpoints": {str(k): str(v) for k, v in checkpoints.items()},
-            "model": {"name": meta["model"], "config": meta["config"]},
-            "training": {str(seed): {k: m.get(k) for k in ("seed", "data", "train_options")}
-                         for seed, m in metas.items()},
-            "data": {"root": str(root.resolve()), "name": root.name, "frames": frames,
-                     "clips": sorted({f.clip for f in test_set.frames}),
-                     "skipped_clips": test_set.skipped_clips, "image_size": size},
-            "switches": {"frames": frames, "max_images": options.get("max_images"),
-                         "eval_batch_size": options.get("eval_batch_size"),
-                         "device": str(loc.resolve_device(options.get("device"))),
-                         "preset": options.get("preset")},
-            "references": {"ucsd_ped1_pixel_auroc": UCSD_PED1_PIXEL_AUROC},
-            "out": str(folder.path),
-        }
-        results = loc.results_json(agg, cfg, record)
-        extra = ["## Pixel AUROC (reproduction's Figure 4)\n", note + "\n",
-                 figure4_table(results, cfg)]
-        return loc.write_outputs(folder.path, agg, results, f"UCSD localisation ({root.name})",
-                                 extra)
+    record = {"root": str(root.resolve()), "name": root.name, "frames": frames,
+              "clips": sorted({f.clip for f in test_set.frames}),
+              "skipped_clips": test_set.skipped_clips, "image_size": size}
+    train_sets = {seed: UCSDTrainFrames(root, size) for seed in seeds}
+    return LocalizationData(test_set, test_set.labels, train_sets, record,
+                            units=("clip", [f.clip for f in test_set.frames]),
+                            switches={"frames": frames})
+
+
+def _note(run: Localized) -> str:
+    root, first = run.source.root, run.agg.first
+    note = (f"Data: {root.name}, {first.n_images} test frames ({run.data.record['frames']}; "
+            f"{first.n_anomalous} anomalous), maps {run.cfg.resize}, grad norm "
+            f"{run.cfg.grad_norm}.")
+    if run.data.record["skipped_clips"]:
+        note += (f" Test clips without pixel masks, left out: "
+                 f"{', '.join(run.data.record['skipped_clips'])}.")
+    if "ped1" not in root.name.lower():
+        note += (f" The paper and reproduction columns are UCSD Ped1 numbers; this run used "
+                 f"{root.name}, so they are not directly comparable.")
+    return note
+
+
+UCSD = AnomalyExperiment(
+    name="ucsd",
+    model=MODEL,
+    default_layers=tuple(UCSDVAE.conv_layers),
+    find_data=_find_data,
+    load=_load,
+    title=lambda source: f"UCSD localisation ({source.root.name})",
+    note=_note,
+    references=lambda source: {"ucsd_ped1_pixel_auroc": UCSD_PED1_PIXEL_AUROC},
+    tables=(("Pixel AUROC (reproduction's Figure 4)",
+             lambda results, run: figure4_table(results, run.cfg)),),
+    validate=_check_layers,
+)
+
+
+def localize_ucsd(options: Mapping[str, Any]) -> dict[str, Any]:
+    """``vaecam localize ucsd``: :func:`~vaecam.experiments.anomaly.localize` of :data:`UCSD`."""
+    return localize(UCSD, options)

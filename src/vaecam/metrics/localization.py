@@ -433,51 +433,128 @@ class LocalizationEvaluator:
     """Streams batches of maps once and reports every localisation metric.
 
     ``result()`` gives pixel AUROC, best IoU and its threshold, AUPRO up to ``max_fpr`` (all
-    from one exact score table) and image AUROC with each map reduced by max and by mean; an
-    image counts as anomalous when its mask has any positive pixel.
+    from one exact score table) and image AUROC with each map reduced by each of ``reductions``
+    (max, mean); an image counts as anomalous when its mask has any positive pixel, unless
+    ``result`` is given the images' labels.
+
+    With ``full_size_regions`` the maps are scored at a lower resolution than their images (an
+    attention map against masks reduced to its grid): pixel AUROC and best IoU come from the
+    scored maps, but AUPRO from the maps at the image size with the full-size masks, since
+    reducing a mask merges or drops small defects; ``update`` then takes those as ``full``.
+
+    Batches wait and enter the score tables ``chunk_pixels`` at a time: a few large updates
+    cost less than many small ones. The counts do not depend on the chunking; AUPRO's summed
+    region weights can differ in the last bits, so a run that must repeat its numbers exactly
+    keeps the default.
     """
 
-    def __init__(self, max_fpr: float = 0.3, connectivity: Literal[4, 8] = 8) -> None:
+    def __init__(
+        self,
+        max_fpr: float = 0.3,
+        connectivity: Literal[4, 8] = 8,
+        *,
+        full_size_regions: bool = False,
+        reductions: tuple[Literal["max", "mean"], ...] = ("max", "mean"),
+        chunk_pixels: int = 1 << 22,
+    ) -> None:
+        if not set(reductions) <= {"max", "mean"}:
+            raise MetricInputError(f"reductions are {reductions!r}; pass 'max' and/or 'mean'")
         self._max_fpr = _check_max_fpr(max_fpr)
-        self._pixels = PixelROCAccumulator(regions=True, connectivity=connectivity)
-        self._image_max: list[np.ndarray] = []
-        self._image_mean: list[np.ndarray] = []
+        self._pixels = PixelROCAccumulator(regions=not full_size_regions,
+                                           connectivity=connectivity)
+        self._regions = (PixelROCAccumulator(regions=True, connectivity=connectivity)
+                         if full_size_regions else self._pixels)
+        self._full_size = full_size_regions
+        self._reductions = reductions
+        self._chunk = chunk_pixels
+        self._pending: list[tuple[np.ndarray | None, ...]] = []
+        self._image_values: dict[str, list[np.ndarray]] = {r: [] for r in reductions}
         self._image_label: list[np.ndarray] = []
 
-    def update(self, scores: ArrayLike, masks: ArrayLike, region: ArrayLike | None = None
-               ) -> None:
+    def update(self, scores: ArrayLike, masks: ArrayLike, region: ArrayLike | None = None,
+               full: tuple[ArrayLike, ArrayLike, ArrayLike | None] | None = None) -> None:
         """Add a batch of (H, W) or (B, H, W) score maps and binary masks of the same shape;
-        with ``region`` (same shape) the pixel metrics score only its pixels."""
-        s, m = _as_pair(scores, masks, maps=True)
-        inside = as_region(region, tuple(scores.shape))
-        self._pixels.update(s, m, None if inside is None else inside.reshape(s.shape))
-        image_max, image_mean, label = _image_scores(s, m)
-        self._image_max.append(image_max)
-        self._image_mean.append(image_mean)
+        with ``region`` (same shape) the pixel metrics score only its pixels. ``full`` (maps,
+        masks, region or None at the image size) is required with ``full_size_regions``."""
+        if (full is not None) != self._full_size:
+            raise MetricInputError("pass full=(maps, masks, region) at the image size exactly "
+                                   "when the evaluator has full_size_regions=True")
+        batch = _checked_batch(scores, masks, region)
+        if full is not None:
+            batch += _checked_batch(*full)
+        self._pending.append(batch)
+        image_max, image_mean, label = _image_scores(batch[0], batch[1])  # type: ignore[arg-type]
+        for reduction, values in self._image_values.items():
+            values.append(image_max if reduction == "max" else image_mean)
         self._image_label.append(label)
+        if sum(p[0].size for p in self._pending) >= self._chunk:  # type: ignore[union-attr]
+            self._flush()
 
-    def result(self) -> dict[str, float]:
-        """pixel_auroc, best_iou, best_iou_threshold, aupro, image_auroc_max, image_auroc_mean."""
+    def _flush(self) -> None:
+        """Merge the waiting batches into the score tables at once."""
+        if not self._pending:
+            return
+        parts: list[np.ndarray | None] = []
+        for column in zip(*self._pending, strict=True):
+            given = [c for c in column if c is not None]
+            if given and len(given) != len(column):
+                raise MetricInputError("pass an evaluation region with every batch or with none")
+            parts.append(np.concatenate(given) if given else None)
+        self._pending = []
+        self._pixels.update(*parts[:3])  # type: ignore[arg-type]
+        if self._regions is not self._pixels:
+            self._regions.update(*parts[3:])  # type: ignore[arg-type]
+
+    def result(self, labels: ArrayLike | None = None) -> dict[str, float]:
+        """pixel_auroc, best_iou, best_iou_threshold, aupro, image_auroc_<reduction>.
+
+        ``labels`` (one per image in stream order) replace the masks' image labels; when they
+        hold one class only, image AUROC is left out (a set of anomalous frames only asks no
+        image-level question), while masks of one class raise.
+        """
+        self._flush()
         iou, threshold = self._pixels.best_iou()
-        labels = np.concatenate(self._image_label)
-        return {
+        result = {
             "pixel_auroc": self._pixels.auroc(),
             "best_iou": iou,
             "best_iou_threshold": threshold,
-            "aupro": self._pixels.aupro(self._max_fpr),
-            "image_auroc_max": _image_auroc(np.concatenate(self._image_max), labels),
-            "image_auroc_mean": _image_auroc(np.concatenate(self._image_mean), labels),
+            "aupro": self._regions.aupro(self._max_fpr),
         }
+        image_labels = np.concatenate(self._image_label)
+        if labels is not None:
+            given = _to_numpy(labels).astype(bool).reshape(-1)
+            if given.shape != image_labels.shape:
+                raise MetricInputError(f"{given.size} labels for {image_labels.size} images; "
+                                       "pass one label per image")
+            if not given.any() or given.all():
+                return result
+            image_labels = given
+        for reduction, values in self._image_values.items():
+            result[f"image_auroc_{reduction}"] = _image_auroc(np.concatenate(values),
+                                                              image_labels)
+        return result
 
     def roc_curve(
         self, drop_intermediate: bool = True
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Pixel ROC curve (fpr, tpr, thresholds); see :meth:`PixelROCAccumulator.roc_curve`."""
+        self._flush()
         return self._pixels.roc_curve(drop_intermediate)
 
     def pro_curve(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """PRO curve (fpr, pro, thresholds); see :meth:`PixelROCAccumulator.pro_curve`."""
-        return self._pixels.pro_curve()
+        self._flush()
+        return self._regions.pro_curve()
+
+
+def _checked_batch(scores: ArrayLike, masks: ArrayLike, region: ArrayLike | None
+                   ) -> tuple[np.ndarray | None, ...]:
+    """(scores, masks, region or None) of a batch as validated (B, H, W) arrays."""
+    s, m = _as_pair(scores, masks, maps=True)
+    if not np.isfinite(s).all():  # refused now, not when the batch enters the score table
+        raise _non_finite()
+    inside = as_region(region, tuple(scores.shape))
+    return s, m, None if inside is None else inside.reshape(s.shape)
 
 
 def pixel_auroc(scores: ArrayLike, masks: ArrayLike, region: ArrayLike | None = None) -> float:

@@ -40,7 +40,7 @@ from vaecam.experiments.dsprites import (
     per_seed_rows,
     verdict_cell,
 )
-from vaecam.experiments.localization import BASELINE
+from vaecam.experiments.localization.config import BASELINE
 from vaecam.experiments.mnist import FIGURE1, FIGURE2
 from vaecam.experiments.mnist_anomalies import DESCRIPTIONS
 from vaecam.maps.setting import Setting

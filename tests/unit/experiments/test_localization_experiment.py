@@ -14,7 +14,10 @@ from torch.utils.data import TensorDataset
 from vaecam.attention import AttentionExplainer
 from vaecam.data.transforms import downscale_masks
 from vaecam.errors import ConfigError
-from vaecam.experiments import localization as loc
+from vaecam.experiments.localization.config import LocalizationConfig, resolve_layers
+from vaecam.experiments.localization.evaluation import evaluate
+from vaecam.experiments.localization.results import results_json
+from vaecam.experiments.localization.run import evaluate_seeds, overlay_indices, subset_indices
 from vaecam.maps import build_map, compute_maps
 from vaecam.metrics.localization import aupro, best_iou, image_auroc, pixel_auroc
 from vaecam.models import build_model
@@ -49,7 +52,7 @@ def _train(n: int = 5):
 def _cfg(**kwargs):
     base = {"layers": {"conv1": "encoder.0", "conv3": "encoder.4"}, "maps": "ssim,attention",
             "n_resamples": 100}
-    return loc.LocalizationConfig(**{**base, **kwargs})
+    return LocalizationConfig(**{**base, **kwargs})
 
 
 def test_streamed_metrics_equal_one_shot_metrics_of_every_map():
@@ -60,7 +63,7 @@ def test_streamed_metrics_equal_one_shot_metrics_of_every_map():
     assert names[:5] == ["recon-abs", "mean-diff", "random", "ssim", "attention conv1 m1 relu"]
     assert len(names) == 4 + 2 * 2 * 2
     labels = masks.flatten(1).any(dim=1)
-    ev = loc.evaluate(model, _batches(x, masks), settings, cfg, labels, [1, 5], progress=False)
+    ev = evaluate(model, _batches(x, masks), settings, cfg, labels, [1, 5], progress=False)
     assert ev.n_images == 6 and ev.n_anomalous == 5
     for s in settings:
         maps = compute_maps(model, x, [s.method])[s.method.label]
@@ -83,7 +86,7 @@ def test_downscale_masks_scores_pixels_at_the_layer_and_regions_at_full_size():
     cfg = _cfg(resize="downscale-masks", maps="attention", methods=("2",), activations=("abs",))
     settings = cfg.settings(model, mean_training_image=_train().mean(dim=0))
     labels = masks.flatten(1).any(dim=1)
-    ev = loc.evaluate(model, _batches(x, masks), settings, cfg, labels, progress=False)
+    ev = evaluate(model, _batches(x, masks), settings, cfg, labels, progress=False)
     small = AttentionExplainer(model, "encoder.4", activation="abs", upsample=False).method2(x)
     assert small.shape[-2:] == (3, 3)
     small_masks = downscale_masks(masks, 3, 3, "majority")
@@ -101,7 +104,7 @@ def test_seeds_are_scored_on_the_same_resamples_and_aggregate():
     dataset = [(x[i], masks[i], "c", i) for i in range(len(x))]
     cfg = _cfg(maps="grad-kl", layers={"conv3": "encoder.4"})
     train = TensorDataset(_train())
-    agg = loc.evaluate_seeds({0: _model(0), 1: _model(1)}, dataset, labels, cfg,
+    agg = evaluate_seeds({0: _model(0), 1: _model(1)}, dataset, labels, cfg,
                              {"eval_batch_size": 4, "overlays": 2, "device": "cpu",
                               "no_progress": True}, stats_sets={0: train, 1: train})
     assert list(agg.seeds) == [0, 1]
@@ -112,7 +115,7 @@ def test_seeds_are_scored_on_the_same_resamples_and_aggregate():
     assert cell["std"] == pytest.approx(abs(exact[0] - exact[1]) / 2)
     assert cell["vs_baseline"]["verdict"] in ("better", "worse", "undecided")
     assert agg.cell("recon-abs", "pixel_auroc").get("vs_baseline") is None
-    results = loc.results_json(agg, cfg, {"note": "n"})
+    results = results_json(agg, cfg, {"note": "n"})
     assert [s["name"] for s in results["settings"]] == ["recon-abs", "mean-diff", "random",
                                                         "grad-kl"]
     assert results["settings"][3]["metrics"]["pixel_auroc"] == cell
@@ -146,15 +149,15 @@ def test_attention_map_settings_share_work_but_keep_the_engines_values():
 
 def test_layers_by_label_or_name_and_helpers():
     model = _model(0)
-    assert loc.resolve_layers(model, ["conv1", "encoder.4"]) == {"conv1": "encoder.0",
+    assert resolve_layers(model, ["conv1", "encoder.4"]) == {"conv1": "encoder.0",
                                                                  "conv3": "encoder.4"}
     with pytest.raises(ConfigError, match=r"conv1 \(encoder.0\)"):
-        loc.resolve_layers(model, ["layer9"])
+        resolve_layers(model, ["layer9"])
     with pytest.raises(ConfigError, match="--resize"):
         _cfg(resize="nearest")
     with pytest.raises(ConfigError, match="--resamples must be at least 100"):
         _cfg(n_resamples=50)
     with pytest.raises(ConfigError, match="unknown anomaly map 'nope'"):
         _cfg(maps="nope").settings(model)
-    assert loc.subset_indices(10, 4) == [0, 3, 6, 9] and loc.subset_indices(3, None) == [0, 1, 2]
-    assert loc.overlay_indices(torch.tensor([False, True, True, False, True]), 2) == [1, 4]
+    assert subset_indices(10, 4) == [0, 3, 6, 9] and subset_indices(3, None) == [0, 1, 2]
+    assert overlay_indices(torch.tensor([False, True, True, False, True]), 2) == [1, 4]

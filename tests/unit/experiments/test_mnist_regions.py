@@ -11,7 +11,9 @@ from torch.utils.data import TensorDataset
 from vaecam.cli import main
 from vaecam.data.mnist import load_digits
 from vaecam.errors import ConfigError
-from vaecam.experiments import localization as loc
+from vaecam.experiments.localization.config import LocalizationConfig
+from vaecam.experiments.localization.results import results_json
+from vaecam.experiments.localization.run import evaluate_seeds
 from vaecam.experiments.mnist import DigitAnomalies
 from vaecam.experiments.mnist_regions import (
     BOX_MARGIN,
@@ -96,9 +98,9 @@ def test_a_localisation_pass_scores_only_the_region():
     region[:, 3:18, 2:19] = True
     train = torch.rand(5, 1, 24, 24, generator=torch.Generator().manual_seed(9))
     dataset = [(x[i], masks[i], "c", i) for i in range(6)]
-    cfg = loc.LocalizationConfig(layers={"conv3": "encoder.4"}, maps="grad-kl", n_resamples=100,
+    cfg = LocalizationConfig(layers={"conv3": "encoder.4"}, maps="grad-kl", n_resamples=100,
                                  region="digit-box")
-    agg = loc.evaluate_seeds({0: model}, dataset, masks.flatten(1).any(dim=1), cfg,
+    agg = evaluate_seeds({0: model}, dataset, masks.flatten(1).any(dim=1), cfg,
                              {"eval_batch_size": 4, "overlays": 0, "device": "cpu",
                               "no_progress": True}, stats_sets={0: TensorDataset(train)},
                              regions=region)
@@ -109,7 +111,7 @@ def test_a_localisation_pass_scores_only_the_region():
     assert got["aupro"] == pytest.approx(aupro(mean_diff, masks, region=region))
     assert agg.cell("mean-diff", "pixel_auroc")["per_seed"] == pytest.approx(
         [got["pixel_auroc"]])
-    assert loc.results_json(agg, cfg, {})["switches"]["region"] == "digit-box"
+    assert results_json(agg, cfg, {})["switches"]["region"] == "digit-box"
 
 
 def test_the_cli_refuses_an_unknown_region_in_one_line(tmp_path, capsys):

@@ -8,7 +8,9 @@ from torch.utils.data import TensorDataset
 
 from vaecam.data.anomalies import CHANGE, cut_paste
 from vaecam.errors import ConfigError
-from vaecam.experiments import localization as loc
+from vaecam.experiments.localization.config import LocalizationConfig
+from vaecam.experiments.localization.results import results_json
+from vaecam.experiments.localization.run import evaluate_seeds
 from vaecam.experiments.tuning import choose, tuning_set
 from vaecam.maps import build_map, compute_maps
 from vaecam.maps.reconstruction_error import gaussian_filter, reconstruction_error
@@ -74,17 +76,17 @@ def test_tuned_localisation_records_what_was_chosen_on_training_data():
     masks = torch.zeros(6, 24, 24, dtype=torch.bool)
     masks[1:, 4:12, 4:12] = True
     labels = masks.flatten(1).any(dim=1)
-    cfg = loc.LocalizationConfig({"conv3": "encoder.4"}, maps="recon-smooth,attention",
+    cfg = LocalizationConfig({"conv3": "encoder.4"}, maps="recon-smooth,attention",
                                  n_resamples=100, tune=True, tune_images=6)
     dataset = [(x[i], masks[i], "c", i) for i in range(6)]
-    agg = loc.evaluate_seeds({0: model}, dataset, labels, cfg,
+    agg = evaluate_seeds({0: model}, dataset, labels, cfg,
                              {"no_progress": True, "device": "cpu"},
                              stats_sets={0: TensorDataset(_normals())}, train_images=_normals())
     families = agg.tuning["families"]
     assert set(families) == {"recon-smooth", "attention"}
     assert cfg.chosen["recon-smooth"]["smooth_sigma"] in (1.0, 2.0, 4.0, 8.0)
     assert cfg.tuned_attention.startswith("attention conv3")
-    results = loc.results_json(agg, cfg, {})
+    results = results_json(agg, cfg, {})
     tuned = [s["name"] for s in results["settings"] if s["tuned"]]
     assert tuned == [cfg.tuned_attention, "recon-smooth"] or tuned == ["recon-smooth",
                                                                        cfg.tuned_attention]

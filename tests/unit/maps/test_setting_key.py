@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from vaecam.experiments import localization as loc
+from vaecam.experiments.localization.config import LocalizationConfig
 from vaecam.maps.registry import available_maps, latent_families, map_class, maps_help
 from vaecam.maps.setting import Setting, SettingContext
 
@@ -54,7 +54,7 @@ def test_the_attention_grid_is_layer_x_method_x_activation():
 
 
 def test_the_run_reads_every_map_setting_from_the_map_classes():
-    cfg = loc.LocalizationConfig({"conv1": "encoder.0"}, maps="grad-kl,recon-smooth,projection",
+    cfg = LocalizationConfig({"conv1": "encoder.0"}, maps="grad-kl,recon-smooth,projection",
                                  smooth_sigma=1.0)
     assert [s.name for s in cfg.settings(None)] == [
         "recon-abs", "mean-diff", "random", "grad-kl", "recon-smooth", "projection"]

@@ -319,3 +319,46 @@ def test_torch_inputs_match_numpy():
     assert aupro(torch.from_numpy(scores), torch.from_numpy(masks).to(torch.uint8)) == aupro(
         scores, masks
     )
+
+
+def test_evaluator_scores_low_resolution_maps_with_full_size_regions():
+    """Pixel AUROC and best IoU from the scored (low-resolution) maps, AUPRO from the maps at
+    the image size with the full-size masks, image AUROC from the given labels."""
+    scores, masks = tied_maps(4, shape=(6, 8, 8))
+    masks[0] = False
+    full_scores = np.repeat(np.repeat(scores, 2, axis=1), 2, axis=2)
+    full_masks = np.random.default_rng(5).random((6, 16, 16)) > 0.7
+    full_masks[0] = False
+    labels = np.array([False, True, True, False, True, True])
+    evaluator = LocalizationEvaluator(full_size_regions=True, reductions=("max",),
+                                      chunk_pixels=100)
+    for part in (slice(0, 2), slice(2, 6)):
+        evaluator.update(scores[part], masks[part],
+                         full=(full_scores[part], full_masks[part], None))
+    iou, threshold = best_iou(scores, masks)
+    assert evaluator.result(labels) == pytest.approx({
+        "pixel_auroc": pixel_auroc(scores, masks), "best_iou": iou,
+        "best_iou_threshold": threshold, "aupro": aupro(full_scores, full_masks),
+        "image_auroc_max": image_auroc(scores, np.broadcast_to(labels[:, None, None],
+                                                               scores.shape)),
+    }, abs=1e-12)
+    # labels of one class leave image AUROC out instead of raising
+    assert "image_auroc_max" not in evaluator.result(np.ones(6, dtype=bool))
+    with pytest.raises(MetricInputError, match="one label per image"):
+        evaluator.result(labels[:3])
+    with pytest.raises(MetricInputError, match="full_size_regions"):
+        evaluator.update(scores, masks)
+
+
+def test_evaluator_counts_do_not_depend_on_the_chunking():
+    scores, masks = tied_maps(6, shape=(9, 10, 10))
+    results = []
+    for chunk in (1, 250, 1 << 22):
+        evaluator = LocalizationEvaluator(chunk_pixels=chunk)
+        for part in (slice(0, 2), slice(2, 5), slice(5, 9)):
+            evaluator.update(scores[part], masks[part])
+        results.append(evaluator.result())
+    assert results[0] == pytest.approx(results[1], abs=1e-12)
+    assert results[0] == pytest.approx(results[2], abs=1e-12)
+    assert {k: results[0][k] for k in ("pixel_auroc", "best_iou")} == {
+        k: results[2][k] for k in ("pixel_auroc", "best_iou")}

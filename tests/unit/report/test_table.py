@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from vaecam.experiments import localization as loc
+from vaecam.experiments.localization import results as run_results
 from vaecam.report.localization import grid_table, latent_table, method_table, metric_cell
 from vaecam.report.table import Cell, Column, Table
 
@@ -158,10 +158,11 @@ def markdown_tables(text: str) -> list[list[list[str]]]:
 
 def test_localize_table_md_is_the_rendering_of_its_tables(tmp_path, monkeypatch):
     results = _results()
-    monkeypatch.setattr(loc, "write_figures", lambda *args: [])
+    monkeypatch.setattr(run_results, "write_figures", lambda *args: [])
     extra = Table(["category", Column("vaecam", digits=3)], [["synthetic",
                   metric_cell(results["settings"][1]["metrics"]["pixel_auroc"])]], digits=2)
-    written = loc.write_outputs(tmp_path, None, results, "Localisation", ["## Extra\n", extra])
+    written = run_results.write_outputs(tmp_path, None, results, "Localisation",
+                                        ["## Extra\n", extra])
     text = (tmp_path / "table.md").read_text()
     assert text == written["table_md"]
     tables = [latent_table(results), method_table(results), extra, grid_table(results)]
