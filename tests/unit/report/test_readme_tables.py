@@ -21,10 +21,13 @@ def tables():
     return module
 
 
-def _cell(mean, verdict="better", per_seed=None, ci=None):
+def _cell(mean, verdict="better", per_seed=None, ci=None, trivial=None):
     per_seed = per_seed if per_seed is not None else [mean, mean]
-    return {"mean": mean, "std": 0.0, "per_seed": per_seed,
+    cell = {"mean": mean, "std": 0.0, "per_seed": per_seed,
             "ci95": ci or [mean - 0.01, mean + 0.01], "vs_baseline": {"verdict": verdict}}
+    if trivial:
+        cell["vs_trivial"] = {"verdict": trivial, "reference": "mean-diff"}
+    return cell
 
 
 def _cells(**maps):
@@ -37,7 +40,7 @@ def _cells(**maps):
 def test_regenerating_the_readme_changes_nothing(tables):
     readme = tables.README.read_text()
     fresh = tables.regenerate(readme, tables.blocks(tables.load(tables.MAIN),
-                                                    tables.load(tables.CLAIM2)))
+                                                    [tables.load(p) for p in tables.CLAIM2]))
     assert fresh == readme, "README.md is out of date: run python scripts/readme_tables.py"
 
 
@@ -62,18 +65,39 @@ def test_highest_is_the_maximum_of_its_column_and_skips_constant_maps(tables):
     assert tables.highest_beyond_the_paper(cells) is None  # a constant map is never "highest"
 
 
-def test_better_on_both_needs_both_verdicts(tables):
-    cells = _cells(**{"ssim": {"pixel_auroc": _cell(0.8), "aupro": _cell(0.6)},
-                      "combi": {"pixel_auroc": _cell(0.8), "aupro": _cell(0.6, "undecided")}})
-    assert tables.better_on_both(cells) == ["ssim"]
+def test_a_win_needs_both_verdicts_on_both_metrics(tables):
+    cells = _cells(**{
+        "ssim": {"pixel_auroc": _cell(0.8, trivial="better"),
+                 "aupro": _cell(0.6, trivial="better")},
+        "combi": {"pixel_auroc": _cell(0.8, trivial="better"),
+                  "aupro": _cell(0.6, trivial="undecided")},
+        "attention conv1 m1 abs": {"pixel_auroc": _cell(0.9, trivial="better"),
+                                   "aupro": _cell(0.7, trivial="better")},
+        "mean-diff": {"pixel_auroc": _cell(0.75, trivial="better"),
+                      "aupro": _cell(0.55, trivial="better")}})
+    cells["switches"]["trivial_references"] = ["mean-diff", "random"]
+    cells["switches"]["attention_chosen_on_training_data"] = "attention conv1 m2 relu"
+    # combi fails the trivial verdict on AUPRO; the reference is no win; an attention row of
+    # the grid that was not the setting chosen on training data is not counted
+    assert tables.wins(cells) == ["ssim"]
+    cells["switches"]["attention_chosen_on_training_data"] = "attention conv1 m1 abs"
+    assert tables.wins(cells) == ["ssim", "attention conv1 m1 abs"]
 
 
-def test_a_collapsed_latent_is_never_a_verdict_on_attention(tables):
+def test_claim_2_is_reproduced_only_against_both_references(tables):
     cells = _cells()
-    assert tables.claim2_row_verdict(cells, _cell(0.9)) == "reproduced"
+    assert tables.claim2_row_verdict(cells, _cell(0.9, trivial="better")) == (
+        "reproduced (`better` than recon-abs and mean-diff)")
+    assert tables.claim2_row_verdict(cells, _cell(0.9, trivial="worse")) == (
+        "not reproduced (`better` vs recon-abs, `worse` vs mean-diff)")
+    assert tables.claim2_row_verdict(cells, _cell(0.9, trivial="undecided")) == (
+        "inconclusive (`better` vs recon-abs, `undecided` vs mean-diff)")
+    # a run from before the trivial references says so
     assert tables.claim2_row_verdict(cells, _cell(0.6, "worse")) == "not reproduced (`worse`)"
+    assert "no trivial reference" in tables.claim2_row_verdict(cells, _cell(0.9))
     cells["collapsed_seeds"] = [0]
-    assert tables.claim2_row_verdict(cells, _cell(0.9)) == "no evidence (latent collapsed)"
+    assert tables.claim2_row_verdict(cells, _cell(0.9, trivial="better")) == (
+        "no evidence (latent collapsed)")
 
 
 def test_claim_1_reads_the_interval_against_chance(tables):
