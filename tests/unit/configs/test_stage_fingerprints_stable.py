@@ -15,8 +15,8 @@ import pytest
 from vaecam.reproduce.plan import Request, build_plan
 from vaecam.reproduce.stages import StageRunner
 
-USER_MNIST = "presets: {cpu: {lr: 0.002, resamples: 500, tune_images: 32}}\n"
-USER_UCSD = "presets: {cpu: {frames: anomalous-only, max_epochs: 3}}\n"
+USER_MNIST = "presets: {cpu: {train: {lr: 0.002}, localize: {resamples: 500, tune_images: 32}}}\n"
+USER_UCSD = "presets: {cpu: {localize: {frames: anomalous-only}, train: {max_epochs: 3}}}\n"
 
 
 def _data_root(root: Path) -> Path:
