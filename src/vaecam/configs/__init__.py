@@ -50,7 +50,7 @@ def _read(text: str, where: str, require_presets: bool = False) -> dict[str, Any
     if not isinstance(data, dict) or not isinstance(data.get("presets", {}), dict) or (
             require_presets and not data.get("presets")):
         raise ConfigError(f"{where} must hold a 'presets:' mapping of preset name to options, "
-                          "e.g. 'presets: {cpu: {max_epochs: 5}}'")
+                          "e.g. 'presets: {cpu: {train: {max_epochs: 5}}}'")
     unknown = set(data) - {"presets", "about", "estimates"}
     if unknown:
         raise ConfigError(f"{where}: unknown top-level key '{sorted(unknown)[0]}'; a config has "

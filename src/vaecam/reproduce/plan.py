@@ -94,11 +94,12 @@ class Plan:
     out: Path
     discovery: Discovery
     generated: bool  # the data is generated under out/data (smoke preset without --data)
-    configs: dict[str, ExperimentConfig]  # experiment -> its config, by section
     options: dict[str, dict[str, Any]]  # experiment -> the config's options, flat
     stages: list[Stage]
     skipped: list[str]  # what is not run, with the reason
     datasets: dict[str, list[str]]  # experiment -> its datasets (digit1, UCSDped2, screw...)
+    # experiment -> its config, by section (``options`` flattened)
+    configs: dict[str, ExperimentConfig] = field(default_factory=dict)
 
     def stage(self, name: str) -> Stage | None:
         return next((s for s in self.stages if s.name == name), None)
@@ -232,9 +233,9 @@ def build_plan(request: Request) -> Plan:
                  and bool({"ucsd", "mvtec"} & set(only)))
     discovery = _generated_discovery(out) if generated else discover(request.data)
     configs = {e: experiment_config(e, request) for e in only}
-    plan = Plan(request, out, discovery, generated, configs,
+    plan = Plan(request, out, discovery, generated,
                 {e: config.as_options() for e, config in configs.items()}, [],
-                list(discovery.skipped), {})
+                list(discovery.skipped), {}, configs)
     if generated:
         for kind in ("ucsd", "mvtec"):
             if kind in only:
