@@ -50,10 +50,6 @@ class Layout:
         """The sections the experiment's presets have, in the order of :data:`SECTIONS`."""
         return tuple(s for s in SECTIONS if s in self.owner.values())
 
-    def keys(self, section: str) -> frozenset[str]:
-        """The options ``section`` owns."""
-        return frozenset(k for k, s in self.owner.items() if s == section)
-
 
 def _sections(preset: Any, where: str, allowed: tuple[str, ...], experiment: str
               ) -> dict[str, Mapping[str, Any]]:
