@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from vaecam.configs import packaged
+from vaecam.configs import load_preset
 from vaecam.maps.registry import latent_families
 from vaecam.maps.setting import Setting
 from vaecam.report.localization import cell_text, is_win, verdict_text
@@ -97,7 +97,8 @@ def train_config(report: Mapping[str, Any], experiment: str, dataset: str) -> Ma
 
 
 def paper_budget(experiment: str) -> Mapping[str, Any]:
-    return packaged(experiment)["presets"]["paper"]
+    """The options of the experiment's ``paper`` preset, flat."""
+    return load_preset(experiment, "paper").options
 
 
 def with_options(name: str, cells: Mapping[str, Any]) -> str:

@@ -94,7 +94,7 @@ def test_sweep(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Three seeds per model (a faster smoke model, so that scores differ): the cost is printed
     first, and the summary holds the across-seed test of the runs' own scores."""
     config = tmp_path / "fast.yaml"
-    config.write_text("presets:\n  smoke:\n    lr: 0.01\n    max_steps: 6\n")
+    config.write_text("presets: {smoke: {train: {lr: 0.01, max_steps: 6}}}\n")
     out = tmp_path / "sweep"
     args = ["sweep", "dsprites", "--preset", "smoke", "--config", str(config), "--gammas", "20",
             "--models", "factorvae", "ad-factorvae", "--seeds", "0", "1", "2", "--out", str(out),

@@ -148,14 +148,14 @@ def _config(tmp_path: Path, text: str) -> Path:
 
 
 def test_yaml_values_go_through_the_same_checks(capsys, tmp_path):
-    cfg = _config(tmp_path, "presets:\n  smoke:\n    batch_size: eight\n")
+    cfg = _config(tmp_path, "presets:\n  smoke:\n    train:\n      batch_size: eight\n")
     line = _one_line_error(capsys, ["train", "mnist", "--digit", "1", "--preset", "smoke",
                                     "--config", str(cfg), "--out", str(tmp_path / "o")])
     assert "batch_size must be an integer >= 1, not 'eight'" in line
 
 
 def test_unknown_yaml_key_names_the_closest_valid_key(capsys, tmp_path):
-    cfg = _config(tmp_path, "presets:\n  smoke:\n    batchsize: 8\n")
+    cfg = _config(tmp_path, "presets:\n  smoke:\n    train:\n      batchsize: 8\n")
     line = _one_line_error(capsys, ["train", "mnist", "--digit", "1", "--preset", "smoke",
                                     "--config", str(cfg), "--out", str(tmp_path / "o")])
     assert "unknown key 'batchsize' (did you mean 'batch_size'?)" in line
@@ -164,7 +164,7 @@ def test_unknown_yaml_key_names_the_closest_valid_key(capsys, tmp_path):
 def test_partial_config_fills_from_the_named_preset(tmp_path):
     from vaecam.configs import load_preset
 
-    cfg = _config(tmp_path, "presets:\n  cpu:\n    batch_size: 8\n")
+    cfg = _config(tmp_path, "presets:\n  cpu:\n    train:\n      batch_size: 8\n")
     packaged = load_preset("mnist", "cpu").options
     mine = load_preset("mnist", "cpu", cfg).options
     assert mine["batch_size"] == 8

@@ -258,8 +258,9 @@ def test_report_renders_in_chromium(smoke, browser, tmp_path):
 
 def test_sigint_during_training_exits_130_and_the_same_command_continues(tmp_path):
     config = tmp_path / "dsprites.yaml"
-    config.write_text("presets:\n  smoke:\n    models: [factorvae]\n    max_steps: 150\n"
-                      "    score_every: 0\n    checkpoint_every_steps: 5\n")
+    config.write_text("presets:\n  smoke:\n    train:\n      models: [factorvae]\n"
+                      "      max_steps: 150\n      score_every: 0\n"
+                      "      checkpoint_every_steps: 5\n")
     out = tmp_path / "out"
     args = ["reproduce", "--preset", "smoke", "--only", "dsprites", "--config",
             f"dsprites={config}", "--out", str(out), "--no-progress"]
@@ -312,7 +313,7 @@ def test_claim3_over_several_seeds_in_the_report(tmp_path):
     """Three smoke seeds per model, with a faster model so that scores differ: the summary, the
     report's claim-3 verdict and its tables carry the across-seed test."""
     config = tmp_path / "fast.yaml"
-    config.write_text("presets:\n  smoke:\n    lr: 0.01\n    max_steps: 6\n")
+    config.write_text("presets: {smoke: {train: {lr: 0.01, max_steps: 6}}}\n")
     out = tmp_path / "out"
     code, stdout, stderr, _ = run(["reproduce", "--preset", "smoke", "--only", "dsprites",
                                    "--config", f"dsprites={config}", "--seeds", "0", "1", "2",

@@ -283,7 +283,8 @@ def d8_an_empty_or_comment_only_config(ws: Workspace) -> None:
 
 def d9_a_config_that_is_not_utf8(ws: Workspace) -> None:
     config = ws.root / "latin1.yaml"
-    config.write_bytes("presets:\n  smoke:\n    lr: 0.001  # r\xe9glage\n".encode("latin-1"))
+    text = "presets:\n  smoke:\n    train:\n      lr: 0.001  # r\xe9glage\n"
+    config.write_bytes(text.encode("latin-1"))
     line = ws.train(ws.root / "d9", "--config", config).error_line()
     assert "is not UTF-8 text" in line and str(config) in line, line
 
@@ -330,10 +331,10 @@ def d14_out_under_a_regular_file(ws: Workspace) -> None:
 
 def d15_seeds_must_be_a_list_or_num_seeds(ws: Workspace) -> None:
     config = ws.root / "seeds.yaml"
-    config.write_text("presets:\n  smoke:\n    seeds: 3\n")
+    config.write_text("presets:\n  smoke:\n    train:\n      seeds: 3\n")
     line = ws.train(ws.root / "d15", "--config", config).error_line()
     assert "seeds must be a list" in line and "num_seeds: N" in line, line
-    config.write_text("presets:\n  smoke:\n    num_seeds: 2\n")
+    config.write_text("presets:\n  smoke:\n    train:\n      num_seeds: 2\n")
     ws.train(ws.root / "d15", "--config", config, "--max-steps", "1").ok()
     assert sorted(p.name for p in (ws.root / "d15").glob("seed*")) == ["seed0", "seed1"]
 

@@ -13,8 +13,9 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from vaecam.configs import PRESETS, load_preset
+from vaecam.configs import PRESETS, build_config
 from vaecam.configs.schema import OPTIONS, Option, flag, text
+from vaecam.configs.sections import ExperimentConfig
 from vaecam.errors import ConfigError
 
 
@@ -81,7 +82,8 @@ def add_preset_options(parser: argparse.ArgumentParser, default: str = "cpu") ->
                         f"paper (published settings, for a GPU); default {default}")
     parser.add_argument("--config", type=Path, default=None,
                         help="YAML file with 'presets:' whose values replace the packaged "
-                        "preset's (a partial file fills from the packaged preset)")
+                        "preset's, nested under train:/localize:/score: as in the packaged "
+                        "vaecam/configs files (a partial file fills from the packaged preset)")
     parser.set_defaults(default_preset=default)
 
 
@@ -224,29 +226,29 @@ def print_localization(results: dict[str, Any]) -> int:
     return 0
 
 
-def merged(args: argparse.Namespace, experiment: str) -> dict[str, Any]:
-    """The preset's options overridden by every option given on the command line.
+def experiment_config(args: argparse.Namespace, experiment: str) -> ExperimentConfig:
+    """The preset's options overridden by every option given on the command line, by section.
 
     A command run without ``--preset`` says which preset it uses and what that costs.
     """
     name = args.preset or args.default_preset
-    preset = load_preset(experiment, name, args.config)
+    config = build_config(experiment, name, args.config)
     if args.preset is None:
-        print(f"vaecam: using preset '{name}' ({preset.about}); choose with --preset "
+        print(f"vaecam: using preset '{name}' ({config.about}); choose with --preset "
               f"{'|'.join(PRESETS)}", file=sys.stderr)
-    options = dict(preset.options)
-    options["preset"] = name
     given = {key: value for key, value in vars(args).items() if value is not None}
     if "num_seeds" in given:
         if "seeds" in given:
             raise ConfigError("give either --seeds (seed numbers) or --num-seeds (how many, "
                               "seeds 0..N-1), not both")
         given["seeds"] = list(range(given.pop("num_seeds")))
-    for key, value in given.items():
-        if key not in ("handler", "verb", "target", "preset", "config", "default_preset",
-                       "resume_hint"):
-            options[key] = value
-    return options
+    return config.with_overrides({key: value for key, value in given.items() if key not in (
+        "handler", "verb", "target", "preset", "config", "default_preset", "resume_hint")})
+
+
+def merged(args: argparse.Namespace, experiment: str) -> dict[str, Any]:
+    """:func:`experiment_config` as the flat options mapping the experiments take."""
+    return experiment_config(args, experiment).as_options()
 
 
 def localize_options(args: argparse.Namespace, experiment: str) -> dict[str, Any]:

@@ -2,10 +2,13 @@
 
 Each file has an ``about`` mapping (preset -> what it costs, printed when a command runs), an
 ``estimates`` mapping (preset -> seconds per stage, for the ETAs of ``vaecam reproduce``) and a
-``presets`` mapping; a preset is a flat mapping of option name to value, checked by
+``presets`` mapping; a preset nests its options under the sections ``train:``, ``localize:`` and
+``score:`` that its experiment has (:mod:`vaecam.configs.sections`), each option checked by
 :mod:`vaecam.configs.schema` like command-line options. The keys of the packaged presets are the
-experiment's valid keys. A user's ``--config FILE`` has the same shape; each of its presets fills
-in from the packaged preset of the same name, so a partial file changes only what it names.
+experiment's valid keys, in the sections that own them. A user's ``--config FILE`` has the same
+shape; each of its presets fills in from the packaged preset of the same name, so a partial file
+changes only what it names. :func:`build_config` turns a preset (and a user's file) into one
+:class:`~vaecam.configs.sections.ExperimentConfig`.
 
 Seeds are a list (``seeds: [0, 1, 2]``) or a count (``num_seeds: 3``, the seeds 0 to 2); a bare
 number under ``seeds`` is refused because it reads as either.
@@ -16,6 +19,7 @@ from __future__ import annotations
 import copy
 import functools
 from dataclasses import dataclass
+from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -23,6 +27,7 @@ from typing import Any
 import yaml
 
 from vaecam.configs.schema import check_value, validate_options
+from vaecam.configs.sections import ExperimentConfig, Layout, flatten
 from vaecam.errors import ConfigError
 
 PRESETS = ("smoke", "cpu", "paper")
@@ -30,11 +35,13 @@ PRESETS = ("smoke", "cpu", "paper")
 
 @dataclass(frozen=True)
 class Preset:
-    """The checked options of one preset and what running it costs."""
+    """The checked options of one preset (flat), what running it costs, and the section of
+    each option."""
 
     name: str
     options: dict[str, Any]
     about: str
+    layout: Layout
 
 
 def _read(text: str, where: str, require_presets: bool = False) -> dict[str, Any]:
@@ -45,7 +52,7 @@ def _read(text: str, where: str, require_presets: bool = False) -> dict[str, Any
     if not isinstance(data, dict) or not isinstance(data.get("presets", {}), dict) or (
             require_presets and not data.get("presets")):
         raise ConfigError(f"{where} must hold a 'presets:' mapping of preset name to options, "
-                          "e.g. 'presets: {cpu: {max_epochs: 5}}'")
+                          "e.g. 'presets: {cpu: {train: {max_epochs: 5}}}'")
     unknown = set(data) - {"presets", "about", "estimates"}
     if unknown:
         raise ConfigError(f"{where}: unknown top-level key '{sorted(unknown)[0]}'; a config has "
@@ -103,10 +110,15 @@ def training_estimate(experiment: str, options: dict[str, Any]) -> TrainingEstim
                             measured * len(preset.options.get("seeds") or [0]))
 
 
+@cache
+def layout(experiment: str) -> Layout:
+    """Which section owns each option of ``experiment``, as its packaged presets nest them."""
+    return Layout.of_presets(experiment, packaged(experiment)["presets"])
+
+
 def valid_keys(experiment: str) -> set[str]:
     """Every option name a preset of ``experiment`` may set (``num_seeds`` wherever ``seeds``)."""
-    keys = {key for options in packaged(experiment)["presets"].values() for key in options}
-    return keys | {"num_seeds"} if "seeds" in keys else keys
+    return set(layout(experiment).owner)
 
 
 def resolve_seeds(options: dict[str, Any], where: str) -> dict[str, Any]:
@@ -147,7 +159,9 @@ def load_preset(experiment: str, preset: str, config_file: Path | None = None) -
     if preset not in presets:
         raise ConfigError(f"preset '{preset}' not defined for '{experiment}'; choose one of: "
                           f"{', '.join(presets)}")
-    options = dict(presets[preset])
+    sections = layout(experiment)
+    options = flatten(presets[preset], f"packaged config '{experiment}.yaml', preset {preset}",
+                      sections)
     about = str(base.get("about", {}).get(preset, ""))
     if config_file is not None:
         path = Path(config_file)
@@ -160,9 +174,19 @@ def load_preset(experiment: str, preset: str, config_file: Path | None = None) -
         if not isinstance(chosen, dict):
             raise ConfigError(f"config file {path}: preset '{preset}' must be a mapping")
         where = f"config file {path}, preset {preset}: "
+        chosen = flatten(chosen, where.removesuffix(": "), sections)
         options.update(validate_options(resolve_seeds(chosen, where), valid_keys(experiment),
                                         where))
         about = f"{about} (with {path.name})" if about else path.name
     checked = validate_options(options, valid_keys(experiment),
                                f"preset {preset} of {experiment}: ")
-    return Preset(preset, checked, about)
+    return Preset(preset, checked, about, sections)
+
+
+def build_config(experiment: str, preset: str, config_file: Path | None = None
+                 ) -> ExperimentConfig:
+    """The options of ``preset`` for ``experiment`` (``config_file``'s on top), by section, with
+    the preset's name among the run options."""
+    loaded = load_preset(experiment, preset, config_file)
+    return ExperimentConfig.of(experiment, preset, loaded.about, loaded.layout,
+                               {**loaded.options, "preset": preset})

@@ -16,10 +16,11 @@ layout are found and reused:
 * ``DIR/data/`` with the preset ``smoke`` and no ``--data``: small generated UCSD-like and
   MVTec-like datasets (``vaecam data synth``), so that every experiment runs in minutes.
 
-A stage's configuration (its fingerprint) holds only the options that change its result:
-training options for a train stage, map and bootstrap options for a localize stage, metric
-sizes for a score stage; a changed option re-runs the stages it reaches and no other. What the
-stages run is in :mod:`vaecam.reproduce.steps`.
+A stage's configuration (its fingerprint) holds only the options that change its result, read
+from the sections of the experiment's config (:mod:`vaecam.configs.sections`): training options
+for a train stage, map and bootstrap options (``localize:``) for a localize stage, metric sizes
+(``score:``) for a score stage; a changed option re-runs the stages it reaches and no other.
+What the stages run is in :mod:`vaecam.reproduce.steps`.
 """
 
 from __future__ import annotations
@@ -30,8 +31,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vaecam.configs import estimates, load_preset
+from vaecam.configs import build_config, estimates
 from vaecam.configs.schema import check_value
+from vaecam.configs.sections import ExperimentConfig
 from vaecam.errors import ConfigError
 from vaecam.experiments.mnist_regions import region_name
 from vaecam.reproduce import steps
@@ -47,17 +49,9 @@ SMOKE_DATA: dict[str, dict[str, Any]] = {
 }
 DATA_ESTIMATE = 2.0  # seconds to generate one small dataset
 
-# Options read only where maps are scored (and by training's --track-localization).
-LOCALIZE_KEYS = frozenset({
-    "method", "activation", "layer", "grad_norm", "normalize", "no_upsample", "resize",
-    "mask_rule", "max_images", "eval_batch_size", "device", "overlays", "frames", "clips",
-    "maps", "smooth_sigma", "projection_steps", "projection_step_size",
-    "projection_distance_weight", "resamples", "activation_order", "n_anomalies", "anomaly",
-    "region", "tune", "tune_images",
-})
-# Options read only where a dSprites model is scored.
-SCORE_KEYS = frozenset({"metric_preset", "metric_sizes", "mig_num_train", "recon_samples",
-                        "metric_seed"})
+# Options of the localize section that have always been part of a train stage's fingerprint
+# and not of a localize stage's: kept so, so that finished reproductions stay current.
+TRAIN_FINGERPRINTED = frozenset({"tune", "tune_images"})
 # Options that say how a command shows progress, logs, checkpoints, where it runs, or which
 # runs it loops over: never part of what one stage computes (so a finished run is reused on
 # another accelerator or with another checkpoint cadence).
@@ -100,10 +94,12 @@ class Plan:
     out: Path
     discovery: Discovery
     generated: bool  # the data is generated under out/data (smoke preset without --data)
-    options: dict[str, dict[str, Any]]  # experiment -> merged preset options
+    options: dict[str, dict[str, Any]]  # experiment -> the config's options, flat
     stages: list[Stage]
     skipped: list[str]  # what is not run, with the reason
     datasets: dict[str, list[str]]  # experiment -> its datasets (digit1, UCSDped2, screw...)
+    # experiment -> its config, by section (``options`` flattened)
+    configs: dict[str, ExperimentConfig] = field(default_factory=dict)
 
     def stage(self, name: str) -> Stage | None:
         return next((s for s in self.stages if s.name == name), None)
@@ -149,19 +145,24 @@ def summary_dir(out: Path) -> Path:
 # --- option views ----------------------------------------------------------------------------
 
 
-def train_view(options: Mapping[str, Any]) -> dict[str, Any]:
-    """The options that change what a train stage computes."""
-    skip = NOT_RESULT | SCORE_KEYS | (frozenset() if options.get("track_localization")
-                                      else LOCALIZE_KEYS)
+def train_view(options: Mapping[str, Any], config: ExperimentConfig) -> dict[str, Any]:
+    """The options that change what a train stage computes: every option of ``options`` but
+    those of the score section and (unless training tracks localisation) the localize section."""
+    localize = config.keys("localize") - TRAIN_FINGERPRINTED
+    skip = NOT_RESULT | config.keys("score") | (frozenset() if options.get("track_localization")
+                                                else localize)
     return {k: v for k, v in sorted(options.items()) if k not in skip}
 
 
-def localize_view(options: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: options[k] for k in sorted(LOCALIZE_KEYS) if k in options}
+def localize_view(options: Mapping[str, Any], config: ExperimentConfig) -> dict[str, Any]:
+    """The options of the localize section, as ``options`` holds them."""
+    keys = config.keys("localize") - TRAIN_FINGERPRINTED
+    return {k: options[k] for k in sorted(keys) if k in options}
 
 
-def score_view(options: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: options[k] for k in sorted(SCORE_KEYS) if k in options}
+def score_view(options: Mapping[str, Any], config: ExperimentConfig) -> dict[str, Any]:
+    """The options of the score section, as ``options`` holds them."""
+    return {k: options[k] for k in sorted(config.keys("score")) if k in options}
 
 
 def parse_only(value: str | None) -> list[str] | None:
@@ -189,23 +190,22 @@ def parse_configs(values: Sequence[str] | None) -> dict[str, Path]:
     return configs
 
 
-def experiment_options(experiment: str, request: Request) -> dict[str, Any]:
+def experiment_config(experiment: str, request: Request) -> ExperimentConfig:
     """The preset's options of ``experiment`` with the request's overrides, as the single
-    commands' ``merged()`` builds them."""
-    preset = load_preset(experiment, request.preset, request.configs.get(experiment))
-    options = dict(preset.options)
-    options["preset"] = request.preset
+    commands' ``experiment_config()`` builds them."""
+    config = build_config(experiment, request.preset, request.configs.get(experiment))
+    overrides: dict[str, Any] = {}
     if request.seeds:
-        options["seeds"] = [int(s) for s in request.seeds]
+        overrides["seeds"] = [int(s) for s in request.seeds]
     if request.maps and experiment != "dsprites":
-        options["maps"] = request.maps
+        overrides["maps"] = request.maps
     if request.accelerator:
-        options["accelerator"] = request.accelerator
+        overrides["accelerator"] = request.accelerator
     if request.devices is not None:
-        options["devices"] = request.devices
+        overrides["devices"] = request.devices
     if not request.progress:
-        options["no_progress"] = True
-    return options
+        overrides["no_progress"] = True
+    return config.with_overrides(overrides)
 
 
 # --- the plan ----------------------------------------------------------------------------------
@@ -232,9 +232,10 @@ def build_plan(request: Request) -> Plan:
     generated = (request.data is None and request.preset == "smoke"
                  and bool({"ucsd", "mvtec"} & set(only)))
     discovery = _generated_discovery(out) if generated else discover(request.data)
+    configs = {e: experiment_config(e, request) for e in only}
     plan = Plan(request, out, discovery, generated,
-                {e: experiment_options(e, request) for e in only}, [], list(discovery.skipped),
-                {})
+                {e: config.as_options() for e, config in configs.items()}, [],
+                list(discovery.skipped), {}, configs)
     if generated:
         for kind in ("ucsd", "mvtec"):
             if kind in only:
@@ -333,7 +334,7 @@ def _train_stage(plan: Plan, experiment: str, dataset: str, seed: int, options: 
     retrain = any(matches(f, name, "train") for f in plan.request.force)
     return Stage(
         name=name, kind="train",
-        config={**train_view(options), "seed": seed, "run": run_dir},
+        config={**train_view(options, plan.configs[experiment]), "seed": seed, "run": run_dir},
         run=lambda: steps.train_seed(run_dir, experiment, seed_options, train_one, retrain),
         estimate=_estimate(plan, experiment, "train"), needs=list(needs),
         command=_command("vaecam", "train", experiment, *_flags(plan, experiment, train=True),
@@ -351,7 +352,8 @@ def _localize_stage(plan: Plan, experiment: str, dataset: str, options: dict[str
     loc_options = {**options, "checkpoint": checkpoints, "out": out, "overwrite": True}
     return Stage(
         name=out.relative_to(plan.out).as_posix(), kind="localize",
-        config={**localize_view(options), **extra_config, "seeds": options["seeds"],
+        config={**localize_view(options, plan.configs[experiment]), **extra_config,
+                "seeds": options["seeds"],
                 "checkpoints": checkpoints, "out": out},
         run=lambda: run(loc_options), estimate=_estimate(plan, experiment, "localize"),
         needs=list(needs),
@@ -448,7 +450,8 @@ def _dsprites_stages(plan: Plan) -> None:
                 score_options = {**options, "seeds": [seed]}
                 score = Stage(
                     name=f"{train.name}/score", kind="score",
-                    config={**score_view(options), "dsprites": options["dsprites"],
+                    config={**score_view(options, plan.configs["dsprites"]),
+                            "dsprites": options["dsprites"],
                             "run": run_dir},
                     run=lambda r=run_dir, o=score_options: steps.score_dsprites(r, o),
                     estimate=_estimate(plan, "dsprites", "score"), needs=[train.name],

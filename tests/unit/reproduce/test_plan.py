@@ -256,8 +256,7 @@ def test_a_changed_map_option_reruns_only_the_localize_stages(tmp_path):
     assert shlex.split(plan.stage("mnist/localize_digit1").command)[-2] == "all"
 
 
-@pytest.mark.parametrize("key, value", [("resamples", 200), ("tune_images", 32),
-                                        ("n_anomalies", 10)])
+@pytest.mark.parametrize("key, value", [("resamples", 200), ("n_anomalies", 10)])
 def test_a_changed_localisation_option_in_a_config_reruns_only_the_localize_stages(
         tmp_path, key, value):
     out = tmp_path / "out"
@@ -266,6 +265,17 @@ def test_a_changed_localisation_option_in_a_config_reruns_only_the_localize_stag
     plan = build_plan(Request("smoke", out, only=["mnist"], configs={"mnist": config}))
     assert _to_run(plan) == {"mnist/localize_digit1": "configuration changed",
                              "mnist/localize_digit3": "configuration changed"}
+
+
+def test_tuning_options_stay_in_the_train_fingerprint_so_finished_runs_stay_current(tmp_path):
+    """``tune`` and ``tune_images`` have always counted in a train stage's fingerprint
+    (``plan.TRAIN_FINGERPRINTED``): changing one re-runs the training stage, which resumes from
+    its finished checkpoint, and everything built on it."""
+    out = tmp_path / "out"
+    _finish_without_running(build_plan(Request("smoke", out, only=["mnist"])))
+    config = _config_file(tmp_path, "mnist", "smoke", "tune_images", 32)
+    plan = build_plan(Request("smoke", out, only=["mnist"], configs={"mnist": config}))
+    assert set(_to_run(plan)) == set(_names(plan))
 
 
 def test_a_changed_training_option_reruns_training_and_what_uses_it(tmp_path):
