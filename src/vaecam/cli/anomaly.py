@@ -1,4 +1,4 @@
-"""``vaecam train|localize ucsd|mvtec`` and ``vaecam data synth mvtec|ucsd``."""
+"""``vaecam train|localize ucsd|mvtec|folder`` and ``vaecam data synth mvtec|ucsd``."""
 
 from __future__ import annotations
 
@@ -54,6 +54,15 @@ def _train_mvtec(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_folder(args: argparse.Namespace) -> int:
+    from vaecam.experiments.folder import train_folder
+
+    options = merged(args, "folder")
+    _train_seeds(options, "folder", train_folder, [options["data"]])
+    print(f"trained the conv VAE on {options['data']}/train")
+    return 0
+
+
 def _localize_ucsd(args: argparse.Namespace) -> int:
     from vaecam.experiments.ucsd import localize_ucsd
 
@@ -65,6 +74,15 @@ def _localize_mvtec(args: argparse.Namespace) -> int:
 
     return print_localization(localize_mvtec(localize_options(args, "mvtec")))
 
+
+def _localize_folder(args: argparse.Namespace) -> int:
+    from vaecam.experiments.folder import localize_folder
+
+    return print_localization(localize_folder(localize_options(args, "folder")))
+
+
+FOLDER_LAYOUT = ("<data>/train/ (normal images), <data>/test/normal/, <data>/test/abnormal/, "
+                 "<data>/masks/<stem>.png (a mask per abnormal test image, bright = anomalous)")
 
 _SYNTH_ONLY = {
     "mvtec": ("size", "n_test_good", "n_test_defect"),
@@ -151,6 +169,23 @@ def _register_train(train: argparse._SubParsersAction) -> None:
     add_training_options(mvtec)
     mvtec.set_defaults(handler=_train_mvtec)
 
+    folder = train.add_parser(
+        "folder", help="train the conv VAE on a folder of your own normal images",
+        description="Train the three-conv VAE (as for UCSD, with the images' 1 or 3 channels) on "
+        "<data>/train, resized to --image-size squares. Layout: " + FOLDER_LAYOUT)
+    option(folder, "--data", required=True, help="image folder holding train/ (and test/, "
+           "masks/ for localize)")
+    option(folder, "--image-size", help="image side in pixels (cpu preset 64)")
+    option(folder, "--latent-dim", help="latent size (cpu preset 32)")
+    option(folder, "--channels", help="three conv channel counts (cpu preset 32 64 128)")
+    option(folder, "--hidden", help="units of the Linear layer (cpu preset 512)")
+    option(folder, "--loss", help="reconstruction loss, summed: bce (default) or mse")
+    option(folder, "--recipe", help="model switches as for UCSD: paper (default) | standardized "
+           "| batchnorm | live (docs/ucsd-recipe.md)")
+    add_preset_options(folder)
+    add_training_options(folder)
+    folder.set_defaults(handler=_train_folder)
+
 
 def _register_localize(localize: argparse._SubParsersAction) -> None:
     ucsd = localize.add_parser(
@@ -176,6 +211,16 @@ def _register_localize(localize: argparse._SubParsersAction) -> None:
     option(mvtec, "--category", help="category (default: the one the model was trained on)")
     add_localize_options(mvtec)
     mvtec.set_defaults(handler=_localize_mvtec)
+
+    folder = localize.add_parser(
+        "folder", help="pixel AUROC, AUPRO and image AUROC on a folder of your own images",
+        description="Score attention maps of every conv layer x method x activation, the "
+        "reconstruction-error baseline and the trivial references on <data>/test against "
+        "<data>/masks; write table.md, results.json, a ROC figure and overlay figures. "
+        "Layout: " + FOLDER_LAYOUT)
+    option(folder, "--data", help="image folder (default: the one the model was trained on)")
+    add_localize_options(folder)
+    folder.set_defaults(handler=_localize_folder)
 
 
 def _register_synth(data: argparse._SubParsersAction) -> None:

@@ -1,4 +1,5 @@
-"""Small generated datasets in the official MVTec-AD and UCSD folder layouts.
+"""Small generated datasets in the official MVTec-AD and UCSD folder layouts, and in the layout of
+``vaecam train|localize folder`` (:mod:`vaecam.data.folder`).
 
 For tests and offline demos: they are read by the same loaders as the real data, are
 deterministic given a seed, and take well under a second at the default sizes. Anomalies are
@@ -81,6 +82,11 @@ def _add_defect(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return out
 
 
+def _save_rgb(path: Path, image: np.ndarray, grayscale: bool) -> None:
+    """Write an RGB float image, as one luminance channel when ``grayscale``."""
+    write_image(path, image @ np.float32([0.299, 0.587, 0.114]) if grayscale else image)
+
+
 def make_mvtec_like(
     out_root: Path,
     category: str = "synthetic",
@@ -113,7 +119,7 @@ def make_mvtec_like(
     folder = Path(out_root) / category
 
     def save(path: Path, image: np.ndarray) -> None:
-        write_image(path, image @ np.float32([0.299, 0.587, 0.114]) if grayscale else image)
+        _save_rgb(path, image, grayscale)
 
     for i in range(n_train):
         save(folder / "train" / "good" / f"{i:03d}.png", _mvtec_normal(rng, size))
@@ -126,6 +132,40 @@ def make_mvtec_like(
             save(folder / "test" / defect / f"{i:03d}.png", image)
             write_image(folder / "ground_truth" / defect / f"{i:03d}_mask.png", mask)
     return folder
+
+
+def make_folder_like(
+    out_root: Path,
+    n_train: int = 16,
+    n_test_normal: int = 4,
+    n_test_abnormal: int = 4,
+    size: int = 32,
+    seed: int = 0,
+    grayscale: bool = False,
+) -> Path:
+    """Write MVTec-like images in the own-images layout under ``out_root`` and return it:
+    ``train/``, ``test/normal/``, ``test/abnormal/`` and a 0/255 mask ``masks/<stem>.png`` per
+    abnormal image (defects drawn in turn from :data:`MVTEC_DEFECTS`)."""
+    _check_count("size", size, 16)
+    _check_count("n_train", n_train, 1)
+    _check_count("n_test_normal", n_test_normal, 1)
+    _check_count("n_test_abnormal", n_test_abnormal, 1)
+    rng = np.random.default_rng(seed)
+    root = Path(out_root)
+
+    def save(path: Path, image: np.ndarray) -> None:
+        _save_rgb(path, image, grayscale)
+
+    for i in range(n_train):
+        save(root / "train" / f"{i:03d}.png", _mvtec_normal(rng, size))
+    for i in range(n_test_normal):
+        save(root / "test" / "normal" / f"{i:03d}.png", _mvtec_normal(rng, size))
+    for i in range(n_test_abnormal):
+        mask = _defect_mask(rng, size, MVTEC_DEFECTS[i % len(MVTEC_DEFECTS)])
+        save(root / "test" / "abnormal" / f"{i:03d}.png", _add_defect(_mvtec_normal(rng, size),
+                                                                      mask))
+        write_image(root / "masks" / f"{i:03d}.png", mask)
+    return root
 
 
 # --- UCSD-like ---------------------------------------------------------------------------------
