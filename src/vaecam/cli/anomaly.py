@@ -180,8 +180,8 @@ def _register_train(train: argparse._SubParsersAction) -> None:
     option(folder, "--channels", help="three conv channel counts (cpu preset 32 64 128)")
     option(folder, "--hidden", help="units of the Linear layer (cpu preset 512)")
     option(folder, "--loss", help="reconstruction loss, summed: bce (default) or mse")
-    option(folder, "--recipe", help="model switches as for UCSD: paper (default) | standardized "
-           "| batchnorm | live (docs/ucsd-recipe.md)")
+    option(folder, "--recipe", help="model switches as for UCSD: paper | standardized | batchnorm "
+           "(the presets': BatchNorm/LeakyReLU encoder) | live (docs/ucsd-recipe.md)")
     add_preset_options(folder)
     add_training_options(folder)
     folder.set_defaults(handler=_train_folder)

@@ -131,6 +131,8 @@ def _test_samples(root: Path) -> list[FolderSample]:
     if unmatched:
         raise DataError(f"mask(s) in {mask_dir} match no abnormal test image: "
                         f"{', '.join(unmatched)}; rename or remove them")
+    for path in normal:
+        image_size(path)  # one-line error naming an unreadable file, before evaluation
     for path in abnormal:
         _check_mask(masks[path.stem], path)
     return ([FolderSample(p, None, "normal", p.stem) for p in normal]

@@ -53,6 +53,10 @@ def _find_data(options: Mapping[str, Any], trained_on: Mapping[str, Any]) -> Dat
     root = options.get("data") or trained_on.get("root")
     if not root:
         raise ConfigError("no --data given and the checkpoint does not record its image folder")
+    trained, found = trained_on.get("channels"), folder_channels(Path(root))
+    if trained is not None and trained != found:
+        raise ConfigError(f"the model was trained on {trained}-channel images but {root}/train "
+                          f"holds {found}-channel ones; pass the folder it was trained on")
     return DataSource(Path(root))
 
 
