@@ -25,8 +25,15 @@ from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from vaecam.data.images import image_size, is_image_file, read_image, read_mask
-from vaecam.errors import ConfigError, DataError
+from vaecam.data.images import (
+    check_mask_size,
+    check_square_size,
+    image_size,
+    is_image_file,
+    read_image,
+    read_mask_or_empty,
+)
+from vaecam.errors import DataError
 
 LAYOUT = ("expected layout: <root>/train/*.png (normal images), <root>/test/normal/*.png, "
           "<root>/test/abnormal/*.png, <root>/masks/<stem>.png (one mask per abnormal test "
@@ -68,16 +75,11 @@ def _to_tensor(path: Path, channels: int, size: int) -> Tensor:
     return torch.from_numpy(np.ascontiguousarray(image))
 
 
-def _check_size(size: int) -> None:
-    if size < 1:
-        raise ConfigError(f"image size must be a positive number of pixels, not {size}")
-
-
 class FolderTrain(Dataset[Tensor]):
     """The normal images of ``train/`` as float tensors (C, size, size) in [0, 1]."""
 
     def __init__(self, root: Path, size: int, channels: int | None = None) -> None:
-        _check_size(size)
+        check_square_size(size)
         self.files = _images_in(root, "train")
         self.channels = channels or folder_channels(root)
         self.size = size
@@ -101,9 +103,7 @@ class FolderSample:
 
 def _check_mask(mask: Path, image: Path) -> None:
     """A mask must have its image's pixel size and one channel (grey RGB is accepted)."""
-    if image_size(mask) != image_size(image):
-        raise DataError(f"mask {mask} is {image_size(mask)} pixels but its image {image} is "
-                        f"{image_size(image)}; masks must have their image's size")
+    check_mask_size(mask, image)
     with Image.open(mask) as img:
         if img.mode in GRAY_MODES:
             return
@@ -147,7 +147,7 @@ class FolderTest(Dataset[tuple[Tensor, Tensor, str, str]]):
     """
 
     def __init__(self, root: Path, size: int, channels: int | None = None) -> None:
-        _check_size(size)
+        check_square_size(size)
         self.samples = _test_samples(root)
         self.channels = channels or folder_channels(root)
         self.size = size
@@ -163,8 +163,5 @@ class FolderTest(Dataset[tuple[Tensor, Tensor, str, str]]):
     def __getitem__(self, index: int) -> tuple[Tensor, Tensor, str, str]:
         sample = self.samples[index]
         image = _to_tensor(sample.image, self.channels, self.size)
-        if sample.mask is None:
-            mask = torch.zeros(self.size, self.size, dtype=torch.bool)
-        else:
-            mask = torch.from_numpy(read_mask(sample.mask, self.size))
+        mask = torch.from_numpy(read_mask_or_empty(sample.mask, self.size))
         return image, mask, sample.kind, sample.stem

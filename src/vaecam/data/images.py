@@ -14,7 +14,7 @@ from typing import Literal
 import numpy as np
 from PIL import Image
 
-from vaecam.errors import DataError
+from vaecam.errors import ConfigError, DataError
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"})
 """File extensions (lower case) that loaders treat as images; every other file is ignored."""
@@ -133,6 +133,27 @@ def read_mask(path: Path, size: int | None = None) -> np.ndarray:
         small = Image.fromarray(mask.astype(np.uint8) * 255, "L")
         mask = np.asarray(small.resize((size, size), Image.Resampling.NEAREST)) > 0
     return mask
+
+
+def check_square_size(size: int) -> None:
+    """Refuse a square side (``--image-size``) below one pixel."""
+    if size < 1:
+        raise ConfigError(f"image size must be a positive number of pixels, not {size}")
+
+
+def check_mask_size(mask: Path, image: Path) -> None:
+    """Refuse a mask whose pixel size (read from the headers) differs from its image's."""
+    if image_size(mask) != image_size(image):
+        raise DataError(
+            f"mask {mask} is {image_size(mask)} pixels but its image {image} is "
+            f"{image_size(image)}; masks must have their image's size"
+        )
+
+
+def read_mask_or_empty(path: Path | None, size: int) -> np.ndarray:
+    """:func:`read_mask` at ``size``, or an all-False mask for an image without one (a normal
+    test image)."""
+    return np.zeros((size, size), bool) if path is None else read_mask(path, size)
 
 
 def write_image(path: Path, array: np.ndarray) -> None:

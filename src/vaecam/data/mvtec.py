@@ -23,7 +23,13 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from vaecam.data import transforms
-from vaecam.data.images import image_size, is_image_file, read_image, read_mask
+from vaecam.data.images import (
+    check_mask_size,
+    check_square_size,
+    is_image_file,
+    read_image,
+    read_mask_or_empty,
+)
 from vaecam.data.transforms import AugmentConfig
 from vaecam.errors import ConfigError, DataError
 
@@ -73,11 +79,6 @@ def _to_tensor(image: np.ndarray) -> Tensor:
     return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
 
 
-def _check_size(size: int) -> None:
-    if size < 1:
-        raise ConfigError(f"image size must be a positive number of pixels, not {size}")
-
-
 class MVTecTrain(Dataset[Tensor]):
     """Training images of one category as RGB float tensors (3, size, size) in [0, 1].
 
@@ -96,7 +97,7 @@ class MVTecTrain(Dataset[Tensor]):
         num_augmented: int | None = None,
         seed: int = 0,
     ) -> None:
-        _check_size(size)
+        check_square_size(size)
         folder = _category_dir(root, category) / "train" / "good"
         self.files = _images_in(folder) if folder.is_dir() else []
         if not self.files:
@@ -131,7 +132,7 @@ class MVTecTest(Dataset[tuple[Tensor, Tensor, str, str]]):
     """
 
     def __init__(self, root: Path, category: str, size: int = 256) -> None:
-        _check_size(size)
+        check_square_size(size)
         folder = _category_dir(root, category)
         test_dir = folder / "test"
         defects = sorted(p for p in test_dir.iterdir() if p.is_dir()) if test_dir.is_dir() else []
@@ -151,10 +152,7 @@ class MVTecTest(Dataset[tuple[Tensor, Tensor, str, str]]):
     def __getitem__(self, index: int) -> tuple[Tensor, Tensor, str, str]:
         sample = self.samples[index]
         image = _to_tensor(read_image(sample.image, "RGB", self.size))
-        if sample.mask is None:
-            mask = torch.zeros(self.size, self.size, dtype=torch.bool)
-        else:
-            mask = torch.from_numpy(read_mask(sample.mask, self.size))
+        mask = torch.from_numpy(read_mask_or_empty(sample.mask, self.size))
         return image, mask, sample.defect, sample.stem
 
 
@@ -174,11 +172,7 @@ def _samples_of(defect_dir: Path, gt_root: Path) -> list[MVTecSample]:
                 f"test image {path} has no mask {gt_dir / (path.stem + '_mask.png')}; "
                 "every defect image needs ground_truth/<defect>/<stem>_mask.png"
             )
-        if image_size(mask) != image_size(path):
-            raise DataError(
-                f"mask {mask} is {image_size(mask)} pixels but its image {path} is "
-                f"{image_size(path)}; masks must have their image's size"
-            )
+        check_mask_size(mask, path)
         samples.append(MVTecSample(path, mask, defect, path.stem))
     if masks:
         logger.warning(
