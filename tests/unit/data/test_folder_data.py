@@ -88,6 +88,8 @@ def test_no_images_and_corrupt_images(root):
     _error(lambda: FolderTrain(root, 24), "no images", "train", "expected layout")
     (root / "train" / "bad.png").write_bytes(b"not a png")
     _error(lambda: FolderTrain(root, 24), "bad.png", "replace or delete")
+    (root / "test" / "normal" / "broken.png").write_bytes(b"not a png")
+    _error(lambda: FolderTest(root, 24, channels=3), "broken.png", "replace or delete")
 
 
 def test_masks_are_paired_by_stem(root):
