@@ -4,6 +4,8 @@ The session-scoped datasets are shared by many tests: treat them as read-only (c
 generate a new one, to test broken layouts).
 """
 
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,19 @@ from vaecam.data.synthetic import make_mvtec_like, make_ucsd_like
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="module")
+def module_tmp_path(tmp_path_factory: pytest.TempPathFactory,
+                    request: pytest.FixtureRequest) -> Iterator[Path]:
+    """A folder for the runs one test module shares, removed when the module ends.
+
+    A smoke checkpoint of a paper model is 50-160 MB; kept to the end of the session, the runs of
+    every module would fill gigabytes of disk.
+    """
+    path = tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1])
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

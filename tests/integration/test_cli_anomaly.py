@@ -50,25 +50,25 @@ def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, s
 
 
 @pytest.fixture(scope="module")
-def synth(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def synth(module_tmp_path: Path) -> Path:
     """Both synthetic datasets, written through ``vaecam data synth``."""
-    root = tmp_path_factory.mktemp("synth")
+    root = module_tmp_path / "synth"
     assert main(["data", "synth", "ucsd", str(root / "ucsd")]) == 0
     assert main(["data", "synth", "mvtec", str(root / "mvtec"), "--n-train", "24"]) == 0
     return root
 
 
 @pytest.fixture(scope="module")
-def ucsd_run(synth: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("ucsd_run")
+def ucsd_run(synth: Path, module_tmp_path: Path) -> Path:
+    out = module_tmp_path / "ucsd_run"
     assert main(["train", "ucsd", "--preset", "smoke", "--data", str(synth / "ucsd/UCSDped1"),
                  "--out", str(out), "--no-progress"]) == 0
     return out
 
 
 @pytest.fixture(scope="module")
-def mvtec_run(synth: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("mvtec_run")
+def mvtec_run(synth: Path, module_tmp_path: Path) -> Path:
+    out = module_tmp_path / "mvtec_run"
     assert main(["train", "mvtec", "--preset", "smoke", "--data", str(synth / "mvtec"),
                  "--category", "synthetic", "--out", str(out), "--no-progress"]) == 0
     return out

@@ -37,9 +37,9 @@ def run_error(args: list[str], capsys: pytest.CaptureFixture[str], expected: str
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def trained(module_tmp_path: Path) -> dict[str, Path]:
     """Smoke-preset runs of both models: model name -> run folder."""
-    root = tmp_path_factory.mktemp("dsprites")
+    root = module_tmp_path
     runs = {}
     for model in ("factorvae", "ad-factorvae"):
         out = root / model

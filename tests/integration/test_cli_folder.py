@@ -18,9 +18,9 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+def trained(module_tmp_path: Path) -> tuple[Path, Path]:
     """A generated image folder (32 px) and a smoke-trained checkpoint folder."""
-    base = tmp_path_factory.mktemp("folder")
+    base = module_tmp_path
     root = make_folder_like(base / "images", n_train=16, n_test_normal=3, n_test_abnormal=3)
     out = base / "run"
     assert main(["train", "folder", "--preset", "smoke", "--data", str(root), "--out", str(out),

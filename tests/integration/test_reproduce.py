@@ -45,9 +45,9 @@ def run(args: list) -> tuple[int, str, str, float]:
 
 
 @pytest.fixture(scope="module")
-def smoke(tmp_path_factory: pytest.TempPathFactory) -> dict:
+def smoke(module_tmp_path: Path) -> dict:
     """``vaecam reproduce --preset smoke`` into a new folder, then the same command again."""
-    out = tmp_path_factory.mktemp("reproduce") / "smoke"
+    out = module_tmp_path / "smoke"
     args = ["reproduce", "--preset", "smoke", "--out", out, "--no-progress"]
     first = run(args)
     second = run(args)

@@ -38,9 +38,9 @@ def _tree(folder: Path) -> dict[str, bytes]:
 
 
 @pytest.fixture(scope="module")
-def mvtec(tmp_path_factory):
+def mvtec(module_tmp_path: Path):
     """Generated MVTec data and a 2-step smoke run on it."""
-    root = tmp_path_factory.mktemp("safety")
+    root = module_tmp_path
     assert main(["data", "synth", "mvtec", str(root / "data"), "--n-train", "8"]) == 0
     run = root / "run"
     assert main(["train", "mvtec", "--preset", "smoke", "--data", str(root / "data"),

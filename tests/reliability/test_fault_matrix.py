@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import io
 from collections.abc import Sequence
+from pathlib import Path
 
 import pytest
 import torch
@@ -31,10 +32,10 @@ def run_in_process(argv: Sequence[str], fault_name: str | None) -> Result:
 
 
 @pytest.fixture(scope="module")
-def workspace(tmp_path_factory) -> Workspace:
+def workspace(module_tmp_path: Path) -> Workspace:
     before = torch.get_num_threads()
     torch.set_num_threads(1)
-    yield Workspace(tmp_path_factory.mktemp("faults"), run_in_process)
+    yield Workspace(module_tmp_path, run_in_process)
     torch.set_num_threads(before)
 
 

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from vaecam.errors import ConfigError
-from vaecam.outputs import MARKER, FolderLock, OutputFolder
+from vaecam.outputs import MARKER, FolderLock, OutputFolder, atomic_share, atomic_write_text
 from vaecam.outputs.atomic import remove_stale_temporaries
 from vaecam.outputs.lock import LOCK_NAME, FolderBusyError
 
@@ -86,3 +86,13 @@ def test_only_temporaries_named_as_vaecam_names_them_are_stale(tmp_path):
     (tmp_path / ".my.tmp").write_text("the user's")
     assert [p.name for p in remove_stale_temporaries(tmp_path)] == [".last.ckpt.k2j4_x9a.tmp"]
     assert (tmp_path / ".my.tmp").exists()
+
+
+def test_a_shared_file_keeps_its_bytes_when_the_source_is_rewritten(tmp_path):
+    last, best = tmp_path / "last.ckpt", tmp_path / "best.ckpt"
+    atomic_write_text(last, "epoch 1")
+    atomic_share(last, best)
+    assert best.read_text() == "epoch 1" and best.stat().st_nlink == 2  # one copy on disk
+    atomic_write_text(last, "epoch 2")
+    assert best.read_text() == "epoch 1" and last.read_text() == "epoch 2"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.ckpt", "last.ckpt"]

@@ -9,7 +9,13 @@
   one-line errors naming the file.
 """
 
-from vaecam.outputs.atomic import OutputError, atomic_write, atomic_write_text, writing
+from vaecam.outputs.atomic import (
+    OutputError,
+    atomic_share,
+    atomic_write,
+    atomic_write_text,
+    writing,
+)
 from vaecam.outputs.folder import MARKER, OutputFolder, adopt, is_child_rank
 from vaecam.outputs.lock import FolderLock
 
@@ -19,6 +25,7 @@ __all__ = [
     "OutputError",
     "OutputFolder",
     "adopt",
+    "atomic_share",
     "atomic_write",
     "atomic_write_text",
     "is_child_rank",

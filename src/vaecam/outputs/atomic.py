@@ -12,6 +12,8 @@ from __future__ import annotations
 import errno
 import os
 import re
+import secrets
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -87,6 +89,25 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], object]) -> Path:
             Path(tmp).unlink(missing_ok=True)
             raise
     return path
+
+
+def atomic_share(source: Path, target: Path) -> Path:
+    """Make ``target`` hold ``source``'s bytes, atomically, without a second copy on disk.
+
+    ``target`` becomes a hard link to ``source``'s file; a later :func:`atomic_write` of
+    ``source`` replaces only that name, so ``target`` keeps these bytes. Where the file system
+    has no hard links, the bytes are copied.
+    """
+    source, target = Path(source), Path(target)
+    with writing(target):
+        tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            os.link(source, tmp)
+        except OSError:
+            with open(source, "rb") as data:
+                return atomic_write(target, lambda handle: shutil.copyfileobj(data, handle))
+        os.replace(tmp, target)
+    return target
 
 
 def atomic_write_text(path: Path, text: str) -> Path:

@@ -2,7 +2,8 @@
 
 * :class:`RunCheckpoints`: ``last.ckpt`` every N epochs and/or every N steps and at the end,
   ``best.ckpt`` when the monitored loss improves; atomic writes, so a failed write (disk full)
-  keeps the previous files, and the error names the file.
+  keeps the previous files, and the error names the file. ``best.ckpt`` is a hard link to the
+  ``last.ckpt`` of its step, so a run whose best epoch is its last one stores one copy.
 * :class:`LatentHealth`: KL, active latent units and the alive fraction of every encoder layer
   on a fixed sample of training images after every epoch and at the end (``health.json``), so
   that dead layers and a collapsed posterior are visible in the logs while they happen.
@@ -23,7 +24,7 @@ import lightning as L
 from torch import Tensor
 
 from vaecam.metrics.encoder_health import model_health
-from vaecam.outputs import atomic_write_text
+from vaecam.outputs import atomic_share, atomic_write_text
 
 
 class RunCheckpoints(L.Callback):
@@ -53,6 +54,12 @@ class RunCheckpoints(L.Callback):
         trainer.save_checkpoint(self.last)
         self._last_saved_step = trainer.global_step
 
+    def _keep_last_as_best(self, trainer: L.Trainer) -> None:
+        """``best.ckpt`` := the ``last.ckpt`` just written, as a hard link (no second copy)."""
+        if trainer.is_global_zero:
+            atomic_share(self.last, self.best)
+        trainer.strategy.barrier("best.ckpt")
+
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule,
                            outputs: Any, batch: Any, batch_idx: int) -> None:
         # The last step, and a requested stop, are saved here, where the loops' state is that of
@@ -66,11 +73,18 @@ class RunCheckpoints(L.Callback):
     def _epoch_end(self, trainer: L.Trainer) -> None:
         if trainer.sanity_checking or (trainer.current_epoch + 1) % self.every_n_epochs:
             return
-        self._save_last(trainer)
         value = trainer.callback_metrics.get(self.monitor)
-        if value is not None and float(value) < self.best_score:
+        improved = value is not None and float(value) < self.best_score
+        if improved:
             self.best_score = float(value)
+        # A run stopped by max_steps closes its epoch after its last step was saved; last.ckpt
+        # keeps that step's mid-epoch state (to resume exactly), so best.ckpt is then its own.
+        written = trainer.global_step == self._last_saved_step and self.last.is_file()
+        self._save_last(trainer)
+        if improved and written:
             trainer.save_checkpoint(self.best)
+        elif improved:
+            self._keep_last_as_best(trainer)
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._epoch_end(trainer)
@@ -82,7 +96,7 @@ class RunCheckpoints(L.Callback):
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._save_last(trainer)
         if not self.best.is_file():  # e.g. a run shorter than one checkpoint interval
-            trainer.save_checkpoint(self.best)
+            self._keep_last_as_best(trainer)
 
     def state_dict(self) -> dict[str, Any]:
         return {"best_score": self.best_score}

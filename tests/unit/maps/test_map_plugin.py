@@ -60,10 +60,10 @@ def ink_map(monkeypatch: pytest.MonkeyPatch):
 
 
 @pytest.fixture(scope="module")
-def mvtec_checkpoint(synth_mvtec_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def mvtec_checkpoint(synth_mvtec_root: Path, module_tmp_path: Path) -> Path:
     """A ResNet18-VAE trained briefly (the smoke preset, one epoch of 16 augmented images) on the
     generated MVTec category: the maps need a model, not a good one."""
-    out = tmp_path_factory.mktemp("mvtec_run")
+    out = module_tmp_path / "mvtec_run"
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
