@@ -241,7 +241,7 @@ def test_checkpoint_of_another_model(ucsd_run, synth, tmp_path, capsys):
 
 def test_synth_refuses_options_of_the_other_kind_and_non_empty_out(synth, tmp_path, capsys):
     code, _, err = run_cli(["data", "synth", "ucsd", tmp_path / "u", "--size", "64"], capsys)
-    _one_line_error(code, err, "--size only apply to 'mvtec'")
+    _one_line_error(code, err, "--size does not apply to 'ucsd' datasets")
     code, _, err = run_cli(["data", "synth", "mvtec", synth / "mvtec"], capsys)
     _one_line_error(code, err, "already holds")
     frame = np.asarray(Image.open(next((synth / "ucsd/UCSDped1/Test/Test001").iterdir())))

@@ -21,7 +21,9 @@ pytestmark = pytest.mark.slow
 def trained(module_tmp_path: Path) -> tuple[Path, Path]:
     """A generated image folder (32 px) and a smoke-trained checkpoint folder."""
     base = module_tmp_path
-    root = make_folder_like(base / "images", n_train=16, n_test_normal=3, n_test_abnormal=3)
+    assert main(["data", "synth", "folder", str(base), "--n-train", "16", "--n-test-normal", "3",
+                 "--n-test-abnormal", "3"]) == 0
+    root = base / "images"
     out = base / "run"
     assert main(["train", "folder", "--preset", "smoke", "--data", str(root), "--out", str(out),
                  "--no-progress"]) == 0
@@ -85,3 +87,10 @@ def test_broken_mask_folders_are_one_line_errors(trained, tmp_path, capsys):
     _one_line_error(_localize(gray, run, tmp_path / "d", capsys),
                     "trained on 3-channel images but")
     assert not any((tmp_path / d).exists() and any((tmp_path / d).iterdir()) for d in "abcd")
+
+
+def test_synth_folder_refuses_the_options_of_other_layouts(tmp_path, capsys):
+    code = main(["data", "synth", "folder", str(tmp_path), "--n-test-clips", "2", "--size", "32"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1
+    assert "--n-test-clips does not apply to 'folder' datasets" in err

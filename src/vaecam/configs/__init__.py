@@ -44,7 +44,8 @@ class Preset:
     layout: Layout
 
 
-def _read(text: str, where: str, require_presets: bool = False) -> dict[str, Any]:
+def _read(text: str, where: str, require_presets: bool = False,
+          packaged: bool = False) -> dict[str, Any]:
     try:
         data = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
@@ -53,7 +54,7 @@ def _read(text: str, where: str, require_presets: bool = False) -> dict[str, Any
             require_presets and not data.get("presets")):
         raise ConfigError(f"{where} must hold a 'presets:' mapping of preset name to options, "
                           "e.g. 'presets: {cpu: {train: {max_epochs: 5}}}'")
-    unknown = set(data) - {"presets", "about", "estimates"}
+    unknown = set(data) - {"presets", "about", "estimates", *(["command"] if packaged else [])}
     if unknown:
         raise ConfigError(f"{where}: unknown top-level key '{sorted(unknown)[0]}'; a config has "
                           "'presets:' (and optionally 'about:' and 'estimates:')")
@@ -69,7 +70,7 @@ def packaged(experiment: str) -> dict[str, Any]:
 def _parsed(experiment: str) -> dict[str, Any]:
     """The packaged YAML parsed once: a plan reads it for every one of its stages."""
     text = resources.files("vaecam.configs").joinpath(f"{experiment}.yaml").read_text()
-    return _read(text, f"packaged config '{experiment}.yaml'")
+    return _read(text, f"packaged config '{experiment}.yaml'", packaged=True)
 
 
 def estimates(experiment: str, preset: str) -> dict[str, float]:

@@ -279,22 +279,33 @@ def make_ucsd_like(
 
 # --- CLI entry ---------------------------------------------------------------------------------
 
-_MAKERS: dict[str, Callable[..., Path]] = {"mvtec": make_mvtec_like, "ucsd": make_ucsd_like}
+def make_folder_dataset(out_root: Path, name: str = "images", n_train: int = 16,
+                        n_test_normal: int = 4, n_test_abnormal: int = 4, size: int = 32,
+                        seed: int = 0, grayscale: bool = False) -> Path:
+    """:func:`make_folder_like` into ``out_root/name`` (``vaecam data synth folder``)."""
+    return make_folder_like(Path(out_root) / name, n_train=n_train, n_test_normal=n_test_normal,
+                            n_test_abnormal=n_test_abnormal, size=size, seed=seed,
+                            grayscale=grayscale)
+
+
+_MAKERS: dict[str, Callable[..., Path]] = {"mvtec": make_mvtec_like, "ucsd": make_ucsd_like,
+                                           "folder": make_folder_dataset}
 
 
 def synthesize(
-    kind: Literal["mvtec", "ucsd"], out: Path, overwrite: bool = False, **options: Any
+    kind: Literal["mvtec", "ucsd", "folder"], out: Path, overwrite: bool = False, **options: Any
 ) -> Path:
     """Generate a synthetic dataset of ``kind`` under ``out`` (``vaecam data synth KIND OUT``).
 
-    ``options`` are the keyword arguments of :func:`make_mvtec_like` or :func:`make_ucsd_like`.
-    The generated dataset folder (``out/<category>`` or ``out/<name>``) is claimed as a vaecam
+    ``options`` are the keyword arguments of :func:`make_mvtec_like`, :func:`make_ucsd_like` or
+    :func:`make_folder_dataset`. The generated dataset folder (``out/<category>`` or
+    ``out/<name>``) is claimed as a vaecam
     output folder: an existing one is replaced only with ``overwrite`` and only if vaecam
     generated it; nothing else in ``out`` is touched. Returns that dataset folder: for MVTec the
     loaders take ``out`` as root and the category.
     """
     if kind not in _MAKERS:
-        raise ConfigError(f"unknown synthetic dataset kind {kind!r}; choose mvtec or ucsd")
+        raise ConfigError(f"unknown synthetic dataset kind {kind!r}; choose mvtec, ucsd or folder")
     maker = _MAKERS[kind]
     params = inspect.signature(maker).parameters
     allowed = [p for p in params if p != "out_root"]

@@ -29,6 +29,7 @@ from vaecam.experiments.localization.run import (
 )
 from vaecam.outputs import OutputFolder
 from vaecam.report.table import Table
+from vaecam.training.trainer import TrainConfig
 
 
 @dataclass(frozen=True)
@@ -79,10 +80,14 @@ class AnomalyExperiment:
     neither names it. ``load(source, image_size, seeds, options)`` builds the test set and the
     training sets. ``validate(cfg, model)`` checks the switches beyond the common checks.
     ``tables`` are (heading, table from the results) pairs; the note follows the first heading.
+    ``train(options, cfg)`` trains one seed and returns its last checkpoint. The commands
+    ``vaecam train|localize <name>`` come from the ``command:`` block of the packaged
+    ``<name>.yaml`` (:mod:`vaecam.configs.commands`), which names this spec.
     """
 
     name: str  # the command is ``localize <name>``, the record ``<name>-localization``
     model: str  # the registry name every checkpoint must hold
+    train: Callable[[dict[str, Any], TrainConfig], Path]
     default_layers: tuple[str, ...]
     find_data: Callable[[Mapping[str, Any], Mapping[str, Any]], DataSource]
     load: Callable[[DataSource, int, Sequence[int], Mapping[str, Any]], LocalizationData]

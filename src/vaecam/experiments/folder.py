@@ -82,6 +82,7 @@ def _note(run: Localized) -> str:
 FOLDER = AnomalyExperiment(
     name="folder",
     model=MODEL,
+    train=train_folder,
     default_layers=tuple(UCSDVAE.conv_layers),
     find_data=_find_data,
     load=_load,

@@ -137,6 +137,7 @@ def _note(run: Localized) -> str:
 MVTEC = AnomalyExperiment(
     name="mvtec",
     model=MODEL,
+    train=train_mvtec,
     default_layers=(ResNet18VAE.default_layer,),
     find_data=_find_data,
     load=_load,

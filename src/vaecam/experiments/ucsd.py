@@ -137,6 +137,7 @@ def _note(run: Localized) -> str:
 UCSD = AnomalyExperiment(
     name="ucsd",
     model=MODEL,
+    train=train_ucsd,
     default_layers=tuple(UCSDVAE.conv_layers),
     find_data=_find_data,
     load=_load,
