@@ -2,9 +2,11 @@
 
 Each file has an ``about`` mapping (preset -> what it costs, printed when a command runs), an
 ``estimates`` mapping (preset -> seconds per stage, for the ETAs of ``vaecam reproduce``) and a
-``presets`` mapping; a preset nests its options under the sections ``train:``, ``localize:`` and
-``score:`` that its experiment has (:mod:`vaecam.configs.sections`), each option checked by
-:mod:`vaecam.configs.schema` like command-line options. The keys of the packaged presets are the
+``presets`` mapping, and a dataset of the localisation pipeline a ``command:`` block (its
+command-line text, :mod:`vaecam.configs.commands`); a preset nests its options under the
+sections ``train:``, ``localize:`` and ``score:`` that its experiment has
+(:mod:`vaecam.configs.sections`), each option checked by :mod:`vaecam.configs.schema` like
+command-line options. The keys of the packaged presets are the
 experiment's valid keys, in the sections that own them. A user's ``--config FILE`` has the same
 shape; each of its presets fills in from the packaged preset of the same name, so a partial file
 changes only what it names. :func:`build_config` turns a preset (and a user's file) into one
@@ -44,8 +46,7 @@ class Preset:
     layout: Layout
 
 
-def _read(text: str, where: str, require_presets: bool = False,
-          packaged: bool = False) -> dict[str, Any]:
+def _read(text: str, where: str, require_presets: bool = False) -> dict[str, Any]:
     try:
         data = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
@@ -54,7 +55,8 @@ def _read(text: str, where: str, require_presets: bool = False,
             require_presets and not data.get("presets")):
         raise ConfigError(f"{where} must hold a 'presets:' mapping of preset name to options, "
                           "e.g. 'presets: {cpu: {train: {max_epochs: 5}}}'")
-    unknown = set(data) - {"presets", "about", "estimates", *(["command"] if packaged else [])}
+    # command: (a packaged dataset's command-line text) is read from the packaged file only
+    unknown = set(data) - {"presets", "about", "estimates", "command"}
     if unknown:
         raise ConfigError(f"{where}: unknown top-level key '{sorted(unknown)[0]}'; a config has "
                           "'presets:' (and optionally 'about:' and 'estimates:')")
@@ -70,7 +72,7 @@ def packaged(experiment: str) -> dict[str, Any]:
 def _parsed(experiment: str) -> dict[str, Any]:
     """The packaged YAML parsed once: a plan reads it for every one of its stages."""
     text = resources.files("vaecam.configs").joinpath(f"{experiment}.yaml").read_text()
-    return _read(text, f"packaged config '{experiment}.yaml'", packaged=True)
+    return _read(text, f"packaged config '{experiment}.yaml'")
 
 
 def estimates(experiment: str, preset: str) -> dict[str, float]:
