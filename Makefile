@@ -6,6 +6,8 @@ STAMP := $(VENV)/.installed
 # PyTorch is installed first and on its own, so that pip never looks for a newer release.
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 DEMO_OUT ?= outputs/demo
+# Extra pytest arguments of 'make test': the 20 slowest tests are listed at the end.
+PYTEST_ARGS ?= --durations=20
 
 .PHONY: install demo test lint bench clean browser
 CHROMIUM := /usr/bin/chromium
@@ -26,7 +28,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks
 
 test: $(STAMP) lint browser
-	$(PY) -m pytest -q -p no:cacheprovider
+	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 # Headless Chromium for tests/integration/test_report_browser.py, from Debian's packages, when
 # missing and we are root; otherwise (or if apt fails) one line says the browser test is skipped.
