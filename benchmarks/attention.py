@@ -12,6 +12,10 @@ Measured in one run, each as the median of several repeats after a warm-up:
 * method 2: one backward of ``sum(mu)``;
 * pytorch-grad-cam's ``GradCAM`` once per latent dim, if that package is installed.
 
+The work of each (floating-point operations that PyTorch counts) is printed too: the flop ratio
+naive / method 1 is the speed-up the two would show at equal FLOP/s, and naive / the encoder's
+forward pass bounds any method that needs that forward pass.
+
 Headline (last line): ``speedup_vs_naive`` = naive time / method 1 time.
 """
 
@@ -21,7 +25,7 @@ import argparse
 
 import torch
 import torch.nn.functional as F
-from timing import timeit
+from timing import flops, timeit
 from torch import nn
 
 from vaecam.attention import AttentionExplainer, PosteriorMean
@@ -112,6 +116,12 @@ def main() -> None:
         t_cam = timeit(gradcam_per_dim, max(1, args.repeats - 1))
         print(f"pytorch-grad-cam GradCAM x 32 dims: {t_cam:.3f} s  "
               f"(method 1 is {t_cam / t_m1:.1f}x faster)")
+    f_naive = flops(lambda: naive_method1(model, x, layer, False))
+    f_m1, f_forward = flops(lambda: fast.method1(x)), flops(lambda: model.encode(x))
+    print(f"work (GFLOP): naive {f_naive / 1e9:.1f}, method 1 {f_m1 / 1e9:.2f}, of which the "
+          f"encoder's forward pass {f_forward / 1e9:.2f}")
+    print(f"flop ratio naive / method 1: {f_naive / f_m1:.1f} (the speed-up if both ran at the "
+          f"same FLOP/s); naive / forward pass alone: {f_naive / f_forward:.1f}")
     print(f"speedup_vs_naive: {t_naive / t_m1:.1f}")
 
 

@@ -1,10 +1,14 @@
-"""Shared timing rule of the benchmarks: the median of several runs after one warm-up."""
+"""Shared rules of the benchmarks: time is the median of several runs after one warm-up; work is
+the floating-point operations PyTorch counts for one call (matrix products and convolutions,
+forward and backward), which bounds what any speed-up of the same arithmetic can reach."""
 
 from __future__ import annotations
 
 import statistics
 import time
 from collections.abc import Callable
+
+from torch.utils.flop_counter import FlopCounterMode
 
 
 def timeit(fn: Callable[[], object], repeats: int) -> float:
@@ -16,3 +20,10 @@ def timeit(fn: Callable[[], object], repeats: int) -> float:
         fn()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def flops(fn: Callable[[], object]) -> int:
+    """Floating-point operations of one call of ``fn``, as ``FlopCounterMode`` counts them."""
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops()
