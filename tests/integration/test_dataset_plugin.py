@@ -30,7 +30,8 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
-from vaecam.data.images import read_image, read_mask_or_empty
+from vaecam.data.images import read_image
+from vaecam.data.masked_test_set import MaskedSample, MaskedTestSet
 
 
 def _gray(path: Path, size: int) -> torch.Tensor:
@@ -48,25 +49,17 @@ class PairsTrain(Dataset):
         return _gray(self.files[index], self.size)
 
 
-class PairsTest(Dataset):
+class PairsTest(MaskedTestSet):
     def __init__(self, root: Path, size: int) -> None:
-        self.files = sorted(p for p in Path(root, "test").glob("*.png")
-                            if not p.stem.endswith("_mask"))
-        self.masks = [p.with_name(p.stem + "_mask.png") for p in self.files]
-        self.size = size
+        images = sorted(p for p in Path(root, "test").glob("*.png")
+                        if not p.stem.endswith("_mask"))
+        masks = [p.with_name(p.stem + "_mask.png") for p in images]
+        super().__init__([MaskedSample(p, m if m.is_file() else None,
+                                       "abnormal" if m.is_file() else "normal", p.stem)
+                          for p, m in zip(images, masks)], size)
 
-    @property
-    def labels(self) -> torch.Tensor:
-        return torch.tensor([m.is_file() for m in self.masks])
-
-    def __len__(self) -> int:
-        return len(self.files)
-
-    def __getitem__(self, index: int):
-        mask = self.masks[index] if self.masks[index].is_file() else None
-        return (_gray(self.files[index], self.size),
-                torch.from_numpy(read_mask_or_empty(mask, self.size)),
-                "abnormal" if mask else "normal", self.files[index].stem)
+    def read(self, path: Path) -> torch.Tensor:
+        return _gray(path, self.size)
 '''
 
 SPEC = '''"""Localisation on the 'pairs' layout with the three-conv VAE."""

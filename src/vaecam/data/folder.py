@@ -16,7 +16,6 @@ range is anomalous. Localisation needs ``masks/``; training does not.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -31,8 +30,8 @@ from vaecam.data.images import (
     image_size,
     is_image_file,
     read_image,
-    read_mask_or_empty,
 )
+from vaecam.data.masked_test_set import MaskedSample, MaskedTestSet
 from vaecam.errors import DataError
 
 LAYOUT = ("expected layout: <root>/train/*.png (normal images), <root>/test/normal/*.png, "
@@ -91,16 +90,6 @@ class FolderTrain(Dataset[Tensor]):
         return _to_tensor(self.files[index], self.channels, self.size)
 
 
-@dataclass(frozen=True)
-class FolderSample:
-    """One test image: its file, its mask file (None for normal images), its kind and stem."""
-
-    image: Path
-    mask: Path | None
-    kind: str  # "normal" or "abnormal"
-    stem: str
-
-
 def _check_mask(mask: Path, image: Path) -> None:
     """A mask must have its image's pixel size and one channel (grey RGB is accepted)."""
     check_mask_size(mask, image)
@@ -113,7 +102,7 @@ def _check_mask(mask: Path, image: Path) -> None:
                         "(grayscale or binary): anomalous pixels bright, the rest black")
 
 
-def _test_samples(root: Path) -> list[FolderSample]:
+def _test_samples(root: Path) -> list[MaskedSample]:
     """Normal and abnormal test images, every abnormal one paired with its checked mask."""
     normal = _images_in(root, "test/normal")
     abnormal = _images_in(root, "test/abnormal")
@@ -135,11 +124,11 @@ def _test_samples(root: Path) -> list[FolderSample]:
         image_size(path)  # one-line error naming an unreadable file, before evaluation
     for path in abnormal:
         _check_mask(masks[path.stem], path)
-    return ([FolderSample(p, None, "normal", p.stem) for p in normal]
-            + [FolderSample(p, masks[p.stem], "abnormal", p.stem) for p in abnormal])
+    return ([MaskedSample(p, None, "normal", p.stem) for p in normal]
+            + [MaskedSample(p, masks[p.stem], "abnormal", p.stem) for p in abnormal])
 
 
-class FolderTest(Dataset[tuple[Tensor, Tensor, str, str]]):
+class FolderTest(MaskedTestSet):
     """Test images: (image (C, S, S), mask (S, S) bool, "normal"/"abnormal", stem).
 
     The layout and every mask (size, single channel) are checked when the dataset is built, so
@@ -147,21 +136,8 @@ class FolderTest(Dataset[tuple[Tensor, Tensor, str, str]]):
     """
 
     def __init__(self, root: Path, size: int, channels: int | None = None) -> None:
-        check_square_size(size)
-        self.samples = _test_samples(root)
+        super().__init__(_test_samples(root), size)
         self.channels = channels or folder_channels(root)
-        self.size = size
 
-    @property
-    def labels(self) -> Tensor:
-        """Image-level labels: True for the images of ``test/abnormal``."""
-        return torch.tensor([s.mask is not None for s in self.samples])
-
-    def __len__(self) -> int:
-        return len(self.samples)
-
-    def __getitem__(self, index: int) -> tuple[Tensor, Tensor, str, str]:
-        sample = self.samples[index]
-        image = _to_tensor(sample.image, self.channels, self.size)
-        mask = torch.from_numpy(read_mask_or_empty(sample.mask, self.size))
-        return image, mask, sample.kind, sample.stem
+    def read(self, path: Path) -> Tensor:
+        return _to_tensor(path, self.channels, self.size)

@@ -14,7 +14,6 @@ form on its website, so there is no download function: errors point to the page 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,8 +27,8 @@ from vaecam.data.images import (
     check_square_size,
     is_image_file,
     read_image,
-    read_mask_or_empty,
 )
+from vaecam.data.masked_test_set import MaskedSample, MaskedTestSet
 from vaecam.data.transforms import AugmentConfig
 from vaecam.errors import ConfigError, DataError
 
@@ -40,16 +39,6 @@ _LAYOUT = (
     "expected layout: <root>/<category>/train/good/*.png, <root>/<category>/test/<defect>/*.png, "
     f"<root>/<category>/ground_truth/<defect>/<stem>_mask.png; download from {MVTEC_URL}"
 )
-
-
-@dataclass(frozen=True)
-class MVTecSample:
-    """One test image: its file, its mask file (None for good images), defect type and stem."""
-
-    image: Path
-    mask: Path | None
-    defect: str
-    stem: str
 
 
 def _category_dir(root: Path, category: str) -> Path:
@@ -124,7 +113,7 @@ class MVTecTrain(Dataset[Tensor]):
         return transforms.augment(image, self.augment, self.seed, index)
 
 
-class MVTecTest(Dataset[tuple[Tensor, Tensor, str, str]]):
+class MVTecTest(MaskedTestSet):
     """Test images of one category: (image (3, S, S), mask (S, S) bool, defect type, stem).
 
     Every defect image must have its ``<stem>_mask.png`` of the same pixel size; this is checked
@@ -132,36 +121,24 @@ class MVTecTest(Dataset[tuple[Tensor, Tensor, str, str]]):
     """
 
     def __init__(self, root: Path, category: str, size: int = 256) -> None:
-        check_square_size(size)
         folder = _category_dir(root, category)
         test_dir = folder / "test"
         defects = sorted(p for p in test_dir.iterdir() if p.is_dir()) if test_dir.is_dir() else []
-        self.samples = [s for d in defects for s in _samples_of(d, folder / "ground_truth")]
-        if not self.samples:
+        samples = [s for d in defects for s in _samples_of(d, folder / "ground_truth")]
+        if not samples:
             raise DataError(f"no test images in {test_dir}; {_LAYOUT}")
-        self.size = size
+        super().__init__(samples, size)
 
-    @property
-    def labels(self) -> Tensor:
-        """Image-level labels: True for every image outside ``test/good``."""
-        return torch.tensor([s.mask is not None for s in self.samples])
-
-    def __len__(self) -> int:
-        return len(self.samples)
-
-    def __getitem__(self, index: int) -> tuple[Tensor, Tensor, str, str]:
-        sample = self.samples[index]
-        image = _to_tensor(read_image(sample.image, "RGB", self.size))
-        mask = torch.from_numpy(read_mask_or_empty(sample.mask, self.size))
-        return image, mask, sample.defect, sample.stem
+    def read(self, path: Path) -> Tensor:
+        return _to_tensor(read_image(path, "RGB", self.size))
 
 
-def _samples_of(defect_dir: Path, gt_root: Path) -> list[MVTecSample]:
+def _samples_of(defect_dir: Path, gt_root: Path) -> list[MaskedSample]:
     """The test images of one defect folder paired with their masks, checked for size."""
     defect = defect_dir.name
     images = _images_in(defect_dir)
     if defect == "good":
-        return [MVTecSample(p, None, defect, p.stem) for p in images]
+        return [MaskedSample(p, None, defect, p.stem) for p in images]
     gt_dir = gt_root / defect
     masks = {p.stem: p for p in _images_in(gt_dir)} if gt_dir.is_dir() else {}
     samples = []
@@ -173,7 +150,7 @@ def _samples_of(defect_dir: Path, gt_root: Path) -> list[MVTecSample]:
                 "every defect image needs ground_truth/<defect>/<stem>_mask.png"
             )
         check_mask_size(mask, path)
-        samples.append(MVTecSample(path, mask, defect, path.stem))
+        samples.append(MaskedSample(path, mask, defect, path.stem))
     if masks:
         logger.warning(
             "MVTec: ignoring %d mask(s) in %s without a test image (e.g. %s)",

@@ -49,7 +49,7 @@ def test_test_images_and_masks(synth_mvtec_root: Path) -> None:
     ds = MVTecTest(synth_mvtec_root, CAT, size=64)
     assert len(ds) == N_GOOD + 2 * N_DEFECT
     assert ds.labels.sum() == 2 * N_DEFECT
-    assert {s.defect for s in ds.samples} == {"good", "patch", "scratch"}
+    assert {s.kind for s in ds.samples} == {"good", "patch", "scratch"}
     for i in range(len(ds)):
         image, mask, defect, stem = ds[i]
         assert image.shape == (3, 64, 64) and mask.shape == (64, 64) and mask.dtype == torch.bool
