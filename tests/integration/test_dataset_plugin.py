@@ -95,7 +95,7 @@ PAIRS = AnomalyExperiment(
     default_layers=tuple(UCSDVAE.conv_layers),
     find_data=lambda options, trained: DataSource(Path(options.get("data") or trained["root"])),
     load=_load,
-    title=lambda source: f"Localisation on {source.root.name}",
+    title=lambda run: f"Localisation on {run.source.root.name}",
     note=lambda run: "The pairs layout.",
     references=lambda source: {},
 )

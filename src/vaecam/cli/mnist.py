@@ -48,8 +48,7 @@ def _add_region_option(parser: argparse.ArgumentParser) -> None:
 def _data(options: dict[str, Any]):  # -> mnist.MNISTData
     from vaecam.experiments import mnist
 
-    return mnist.MNISTData(options.get("source") or "bundled", options.get("mnist_root"),
-                           bool(options.get("download", False)))
+    return mnist.MNISTData.from_options(options)
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -158,10 +157,10 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _localize(args: argparse.Namespace) -> int:
-    from vaecam.experiments import mnist
+    from vaecam.experiments.anomaly import localize
+    from vaecam.experiments.mnist import MNIST
 
-    options = localize_options(args, "mnist")
-    return print_localization(mnist.localize_runs(options, _data(options)))
+    return print_localization(localize(MNIST, localize_options(args, "mnist")))
 
 
 def register(verbs: argparse._SubParsersAction, groups: dict[str, Any]) -> None:

@@ -86,7 +86,7 @@ FOLDER = AnomalyExperiment(
     default_layers=tuple(UCSDVAE.conv_layers),
     find_data=_find_data,
     load=_load,
-    title=lambda source: f"Localisation on {source.root.name}",
+    title=lambda run: f"Localisation on {run.source.root.name}",
     note=_note,
     references=lambda source: {},
 )

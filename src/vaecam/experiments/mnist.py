@@ -11,7 +11,7 @@ pixels are known: pasted strokes, erased stroke ends or strokes drawn inside the
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,10 +24,13 @@ from torch.utils.data import Dataset, TensorDataset
 from vaecam.attention import AttentionExplainer
 from vaecam.data.mnist import Digits, load_digits, one_class_split
 from vaecam.errors import ConfigError
-from vaecam.experiments.localization.aggregation import Aggregate
-from vaecam.experiments.localization.config import LocalizationConfig, config_from_options
-from vaecam.experiments.localization.results import results_json, write_outputs
-from vaecam.experiments.localization.run import evaluate_seeds, load_models
+from vaecam.experiments.anomaly import (
+    AnomalyExperiment,
+    DataSource,
+    LocalizationData,
+    Localized,
+    localize_models,
+)
 from vaecam.experiments.mnist_anomalies import DESCRIPTIONS, make_anomalies
 from vaecam.experiments.mnist_regions import (
     DESCRIPTIONS as REGION_DESCRIPTIONS,
@@ -37,7 +40,7 @@ from vaecam.experiments.seeds import train_each_seed
 from vaecam.experiments.training import loss_switches, tracking_callbacks
 from vaecam.metrics.latent import latent_summary
 from vaecam.models import VAE
-from vaecam.outputs import OutputFolder, atomic_write_text
+from vaecam.outputs import atomic_write_text
 from vaecam.report.localization import (
     collapse_warning,
     latent_table,
@@ -67,6 +70,12 @@ class MNISTData:
     root: Path | None = None
     download: bool = False
 
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> MNISTData:
+        """From ``source``, ``mnist_root`` and ``download``."""
+        return cls(options.get("source") or "bundled", options.get("mnist_root"),
+                   bool(options.get("download", False)))
+
     def load(self) -> Digits:
         return load_digits(self.source, self.root, self.download)
 
@@ -94,6 +103,13 @@ def train_one_class(digit: int, cfg: TrainConfig, data: MNISTData, latent_dim: i
     fit(module, split.train_dataset(), cfg, val_set=split.val_dataset(), data=plain(record),
         inputs=inputs, callbacks=callbacks)
     return best_checkpoint(cfg.out_dir)
+
+
+def train_mnist(options: dict[str, Any], cfg: TrainConfig) -> Path:
+    """:func:`train_one_class` on ``options["digit"]`` (the spec's training function)."""
+    return train_one_class(int(options["digit"]), cfg, MNISTData.from_options(options),
+                           latent_dim=int(options["latent_dim"]), lr=float(options["lr"]),
+                           options=options)
 
 
 @torch.no_grad()
@@ -181,21 +197,61 @@ class DigitAnomalies(Dataset):
         return self.images[index], self.masks[index], kind, index
 
 
-def localize_mnist(models: dict[int, VAE], digit: int, digits: Digits, options: dict[str, Any]
-                   ) -> tuple[Aggregate, LocalizationConfig]:
-    """Every map of every seed's model on the anomalous set of ``digit`` (protocol
-    ``options["anomaly"]``), scored in the evaluation region ``options["region"]`` (default:
-    the protocol's, see :mod:`vaecam.experiments.mnist_regions`)."""
-    model = next(iter(models.values()))
-    protocol = anomaly_protocol(options)
-    cfg = config_from_options(model, options, list(MNIST_LAYERS))
-    cfg.region = region_name(options, protocol)
-    test_set = DigitAnomalies(digits, digit, int(options.get("n_anomalies") or 200), protocol)
+def _find_data(options: Mapping[str, Any], trained_on: Mapping[str, Any]) -> DataSource:
+    """The digits (``source``, ``mnist_root``) and the trained digit (``digit``, default: the
+    one the model was trained on) as the source's part."""
+    digit = options.get("digit")
+    digit = int(digit if digit is not None else trained_on.get("digit", 1))
+    return DataSource(MNISTData.from_options(options).root, part=str(digit))
+
+
+def _load(source: DataSource, size: int, seeds: Sequence[int], options: Mapping[str, Any]
+          ) -> LocalizationData:
+    """Held-out digits of the trained class with anomalies of protocol ``options["anomaly"]``,
+    scored in the evaluation region ``options["region"]`` (default: the protocol's, see
+    :mod:`vaecam.experiments.mnist_regions`); map options tuned on the training digits."""
+    digit, protocol = int(str(source.part)), anomaly_protocol(options)
+    data = MNISTData.from_options(options)
+    digits = data.load()
+    n = int(options.get("n_anomalies") or 200)
+    test_set = DigitAnomalies(digits, digit, n, protocol)
     train = one_class_split(digits, digit, seed=SPLIT_SEED).train
-    stats_sets = {seed: TensorDataset(train) for seed in models}
-    return evaluate_seeds(models, test_set, test_set.labels, cfg, options, stats_sets,
-                          train if cfg.tune else None,
-                          regions=evaluation_region(cfg.region, test_set.clean)), cfg
+    region = region_name(options, protocol)
+    return LocalizationData(
+        test_set, test_set.labels, {seed: TensorDataset(train) for seed in seeds},
+        record={"source": data.source, "root": str(data.root) if data.root else None,
+                "digit": digit, "n_train": len(train)},
+        switches={"anomaly": protocol, "region": region, "n_anomalies": n},
+        region=region, regions=evaluation_region(region, test_set.clean), tune_images=train)
+
+
+def _note(run: Localized) -> str:
+    digit, protocol, first = run.source.part, run.data.switches["anomaly"], run.agg.first
+    return (f"Trained on {digit}; protocol '{protocol}': {first.n_anomalous} held-out {digit}s "
+            f"with {DESCRIPTIONS[protocol]} and {first.n_images - first.n_anomalous} clean ones.")
+
+
+def _region_rule(run: Localized) -> str:
+    return (f"Evaluation region '{run.cfg.region}': pixel AUROC, AUPRO and best IoU count "
+            f"{REGION_DESCRIPTIONS[run.cfg.region]} (image AUROC: whole maps).")
+
+
+MNIST = AnomalyExperiment(
+    name="mnist",
+    model=MODEL,
+    train=train_mnist,
+    default_layers=tuple(MNIST_LAYERS),
+    find_data=_find_data,
+    load=_load,
+    title=lambda run: (f"MNIST localisation ({run.data.switches['anomaly']}), trained on "
+                       f"{run.source.part}"),
+    note=_note,
+    references=lambda source: {},
+    preamble=_region_rule,
+    record=lambda run: {"digit": int(str(run.source.part)),
+                        "anomaly": run.data.switches["anomaly"], "region": run.cfg.region,
+                        "region_rule": REGION_DESCRIPTIONS[run.cfg.region]},
+)
 
 
 def figure_methods(model: VAE, images: Tensor, path: Path, layer: str) -> Path:
@@ -236,39 +292,6 @@ def figure_one_class(panels: Sequence[tuple[int, int, VAE, Tensor]], path: Path,
     return save(fig, path)
 
 
-def write_localization(folder: Path, agg: Aggregate, cfg: LocalizationConfig, digit: int,
-                       checkpoints: dict[int, Path], protocol: str = "pasted") -> dict[str, Any]:
-    """Tables, figures and results.json of one trained digit's localisation into ``folder``;
-    the results name the anomaly ``protocol`` and the evaluation region of the pixel metrics."""
-    region = (f"Evaluation region '{cfg.region}': pixel AUROC, AUPRO and best IoU count "
-              f"{REGION_DESCRIPTIONS[cfg.region]} (image AUROC: whole maps).")
-    record = {"experiment": "mnist-localization", "digit": digit, "anomaly": protocol,
-              "region": cfg.region, "region_rule": REGION_DESCRIPTIONS[cfg.region],
-              "out": str(folder),
-              "checkpoints": {str(s): str(p) for s, p in checkpoints.items()},
-              "note": f"Trained on {digit}; protocol '{protocol}': {agg.first.n_anomalous} "
-                      f"held-out {digit}s with {DESCRIPTIONS[protocol]} and "
-                      f"{agg.first.n_images - agg.first.n_anomalous} clean ones."}
-    return write_outputs(folder, agg, results_json(agg, cfg, record),
-                         f"MNIST localisation ({protocol}), trained on {digit}",
-                         extra_tables=[region + "\n"])
-
-
-def localize_runs(options: dict[str, Any], data: MNISTData) -> dict[str, Any]:
-    """``vaecam localize mnist``: every seed's model of ``options["checkpoint"]`` scored on the
-    anomalous set (protocol ``options["anomaly"]``) of its digit, written into
-    ``options["out"]``; returns the results."""
-    models, metas, checkpoints = load_models(options["checkpoint"], options.get("seeds"), MODEL)
-    digit = options.get("digit")
-    digit = int(digit if digit is not None else next(iter(metas.values())).get("digit", 1))
-    inputs = [*checkpoints.values(), *([data.root] if data.root else [])]
-    with OutputFolder(options["out"], "localize mnist", inputs,
-                      overwrite=bool(options.get("overwrite"))) as folder:
-        agg, cfg = localize_mnist(models, digit, data.load(), options)
-        return write_localization(folder.path, agg, cfg, digit, checkpoints,
-                                  anomaly_protocol(options))
-
-
 FIGURE1 = "figure1_methods_activations.png"
 FIGURE2 = "figure2_one_class.png"
 
@@ -303,6 +326,7 @@ def run_demo(out: Path, cfg_for: Any, data: MNISTData, options: dict[str, Any],
     digits = data.load()
     models: dict[int, dict[int, VAE]] = {}
     checkpoints: dict[int, dict[int, Path]] = {}
+    metas: dict[int, dict[int, dict[str, Any]]] = {}
     for digit in (1, 3):
         cfg = cfg_for(f"model_digit{digit}")
         checkpoints[digit] = train_each_seed(
@@ -310,18 +334,18 @@ def run_demo(out: Path, cfg_for: Any, data: MNISTData, options: dict[str, Any],
                                                      int(options["latent_dim"]),
                                                      float(options["lr"]), options),
             cfg, seeds)
-        models[digit] = {s: load_model(p, expected=MODEL)[0]
-                         for s, p in checkpoints[digit].items()}
+        loaded = {s: load_model(p, expected=MODEL) for s, p in checkpoints[digit].items()}
+        models[digit] = {s: model for s, (model, _) in loaded.items()}
+        metas[digit] = {s: meta for s, (_, meta) in loaded.items()}
     first = {d: models[d][seeds[0]] for d in (1, 3)}
     fig1, fig2 = demo_figures(first, digits, out, seeds[0])
     localization = {}
     for digit in (1, 3):
-        agg, loc_cfg = localize_mnist(models[digit], digit, digits, options)
         folder = out / f"localization_digit{digit}"
         folder.mkdir(exist_ok=True)
-        localization[str(digit)] = write_localization(folder, agg, loc_cfg, digit,
-                                                      checkpoints[digit],
-                                                      anomaly_protocol(options))
+        localization[str(digit)] = localize_models(
+            MNIST, models[digit], metas[digit], checkpoints[digit],
+            DataSource(data.root, part=str(digit)), options, folder)
     payload = {"figures": {"figure1": str(fig1), "figure2": str(fig2)},
                "checkpoints": {str(d): {str(s): str(p) for s, p in c.items()}
                                for d, c in checkpoints.items()},

@@ -141,7 +141,7 @@ MVTEC = AnomalyExperiment(
     default_layers=(ResNet18VAE.default_layer,),
     find_data=_find_data,
     load=_load,
-    title=lambda source: f"MVTec-AD localisation ({source.part})",
+    title=lambda run: f"MVTec-AD localisation ({run.source.part})",
     note=_note,
     references=lambda source: {"mvtec_pixel": MVTEC_PIXEL.get(str(source.part)),
                                "maps_mean_pixel_auroc": MVTEC_MAPS_MEAN_PIXEL_AUROC},

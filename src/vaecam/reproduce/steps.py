@@ -53,15 +53,13 @@ def train_seed(run_dir: Path, experiment: str, options: dict[str, Any],
 def mnist_data(options: Mapping[str, Any]) -> Any:
     from vaecam.experiments.mnist import MNISTData
 
-    return MNISTData(options.get("source") or "bundled", options.get("mnist_root"))
+    return MNISTData.from_options(options)
 
 
 def train_mnist(options: dict[str, Any], cfg: Any) -> Path:
-    from vaecam.experiments import mnist
+    from vaecam.experiments.mnist import train_mnist
 
-    return mnist.train_one_class(int(options["digit"]), cfg, mnist_data(options),
-                                 latent_dim=int(options["latent_dim"]), lr=float(options["lr"]),
-                                 options=options)
+    return train_mnist(options, cfg)
 
 
 def train_ucsd(options: dict[str, Any], cfg: Any) -> Path:
@@ -97,9 +95,10 @@ def localized(results: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def localize_mnist(options: dict[str, Any]) -> dict[str, Any]:
-    from vaecam.experiments import mnist
+    from vaecam.experiments.anomaly import localize
+    from vaecam.experiments.mnist import MNIST
 
-    return localized(mnist.localize_runs({**options, "overwrite": True}, mnist_data(options)))
+    return localized(localize(MNIST, {**options, "overwrite": True}))
 
 
 def localize_ucsd(options: dict[str, Any]) -> dict[str, Any]:

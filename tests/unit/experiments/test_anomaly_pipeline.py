@@ -68,7 +68,7 @@ def _load(source, size, seeds, options) -> LocalizationData:
 SQUARES = AnomalyExperiment(
     name="squares", model="ucsd-vae", train=lambda options, cfg: pytest.fail("not trained here"),
     default_layers=("conv1",), find_data=_find, load=_load,
-    title=lambda source: "Squares", note=lambda run: f"{run.agg.first.n_images} squares.",
+    title=lambda run: "Squares", note=lambda run: f"{run.agg.first.n_images} squares.",
     references=lambda source: {"paper": 0.9},
     tables=(("Paper table", lambda results, run: Table(["layer"], [[list(run.cfg.layers)[0]]])),),
 )
