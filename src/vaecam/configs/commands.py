@@ -1,7 +1,7 @@
 """The command-line face of each anomaly dataset, read from the ``command:`` block of its YAML.
 
 A dataset of the shared localisation pipeline (:mod:`vaecam.experiments.anomaly`) needs no code
-in :mod:`vaecam.cli`: its packaged YAML names the experiment spec and says how
+in the command-line package: its packaged YAML names the experiment spec and says how
 ``vaecam train <name>`` and ``vaecam localize <name>`` read in ``--help`` (the help line, the
 description, the dataset's own options), and what ``train`` prints when it is done. Reading
 YAML, not importing the experiment, keeps ``vaecam --help`` fast.
