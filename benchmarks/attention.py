@@ -74,17 +74,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     args = parser.parse_args()
     torch.manual_seed(0)
-    model = build_model("mnist-vae").eval()
-    x = torch.rand(args.batch, 1, 28, 28)
+    model = build_model("mnist-vae").eval().to(args.device)
+    x = torch.rand(args.batch, 1, 28, 28).to(args.device)
     layer = model.encoder[2]
     fast = AttentionExplainer(model, "encoder.2")
     generic = AttentionExplainer(model, "encoder.2", fast_path="off")
 
     check = (fast.method1(x) - naive_method1(model, x, layer, True)).abs().max().item()
     print(f"setting: mnist-vae latent 32, batch {args.batch}, layer encoder.2, "
-          f"maps upsampled to 28x28, CPU, {torch.get_num_threads()} threads, "
+          f"maps upsampled to 28x28, {args.device}, {torch.get_num_threads()} CPU threads, "
           f"median of {args.repeats} after a warm-up")
     print(f"max |method1 - naive| = {check:.2e}")
 

@@ -50,11 +50,11 @@ def loop_per_dimension(model: nn.Module, x: torch.Tensor, layer: nn.Module) -> t
     return F.interpolate(signed, size=x.shape[-2:], mode="bilinear", align_corners=False)
 
 
-def compare(latent: int, batch: int, repeats: int) -> float:
+def compare(latent: int, batch: int, repeats: int, device: str = "cpu") -> float:
     """Print one row (loop, general path, their agreement) and return loop / general."""
     torch.manual_seed(0)
-    model = build_model("mnist-vae", latent_dim=latent).eval()
-    x = torch.rand(batch, 1, 28, 28)
+    model = build_model("mnist-vae", latent_dim=latent).eval().to(device)
+    x = torch.rand(batch, 1, 28, 28).to(device)
     general = AttentionExplainer(model, "encoder.0", fast_path="off")
     error = (general.per_dimension(x) - loop_per_dimension(model, x, model.encoder[0])).abs()
     t_loop = timeit(lambda: loop_per_dimension(model, x, model.encoder[0]), repeats)
@@ -73,12 +73,13 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"setting: mnist-vae, layer encoder.0 (64 channels), 28x28 inputs, CPU, "
-          f"{torch.get_num_threads()} thread(s), median of {args.repeats} after a warm-up")
-    compare(784, 16, args.repeats)
-    headline = compare(32, args.batch, args.repeats)
+    print(f"setting: mnist-vae, layer encoder.0 (64 channels), 28x28 inputs, {args.device}, "
+          f"{torch.get_num_threads()} CPU thread(s), median of {args.repeats} after a warm-up")
+    compare(784, 16, args.repeats, args.device)
+    headline = compare(32, args.batch, args.repeats, args.device)
     print(f"general_over_loop: {headline:.2f}")
 
 

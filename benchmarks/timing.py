@@ -8,16 +8,25 @@ import statistics
 import time
 from collections.abc import Callable
 
+import torch
 from torch.utils.flop_counter import FlopCounterMode
+
+
+def _sync() -> None:
+    """Wait for queued GPU work, so that a timing covers it (nothing to wait for on a CPU)."""
+    if torch.cuda.is_initialized():
+        torch.cuda.synchronize()
 
 
 def timeit(fn: Callable[[], object], repeats: int) -> float:
     """Median wall time in seconds of ``repeats`` calls of ``fn`` after a warm-up call."""
     fn()
+    _sync()
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         fn()
+        _sync()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
 

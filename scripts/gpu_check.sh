@@ -7,6 +7,8 @@
 #                                         projected wall time of every paper preset
 #   4. the UCSD paper preset for N steps  on generated UCSD-like data (vaecam data synth ucsd,
 #                                         then vaecam train ucsd --preset paper --max-steps N)
+#   5. benchmarks/attention.py and        method 1 against the naive loop, and the general path
+#      benchmarks/general_path.py         against a plain autograd loop, on the GPU
 #
 # Every part runs even when an earlier one fails; a summary follows and the exit status is 1 when
 # any part failed. Settings (environment):
@@ -99,6 +101,12 @@ else
     part "benchmarks/training.py" "$PY" benchmarks/training.py --threads 0
 fi
 part "UCSD paper preset, $STEPS steps" ucsd_paper_steps
+if [ "$ON_CPU" = 1 ]; then
+    part "benchmarks/attention.py" "$PY" benchmarks/attention.py --batch 8 --repeats 1
+else
+    part "benchmarks/attention.py" "$PY" benchmarks/attention.py --device cuda
+    part "benchmarks/general_path.py" "$PY" benchmarks/general_path.py --device cuda
+fi
 
 echo
 echo "=== summary after $((SECONDS - START)) s"

@@ -53,6 +53,18 @@ def test_train_then_localize(trained, tmp_path, capsys):
     assert 0.0 <= baseline["metrics"]["pixel_auroc"]["mean"] <= 1.0
 
 
+def test_explain_the_abnormal_test_images_with_the_folder_model(trained, tmp_path, capsys):
+    root, run = trained
+    out = tmp_path / "explained"
+    assert main(["explain", "--images", str(root / "test" / "abnormal"), "--checkpoint",
+                 str(run / "seed0"), "--out", str(out), "--no-progress"]) == 0
+    stems = sorted(p.stem for p in (root / "test" / "abnormal").glob("*.png"))
+    assert sorted(p.stem for p in out.glob("*.png")) == stems
+    maps = [np.load(out / f"{stem}.npy") for stem in stems]
+    assert all(m.shape == (32, 32) and np.isfinite(m).all() for m in maps)
+    assert "3 images explained" in capsys.readouterr().out
+
+
 def _broken_copy(root: Path, tmp_path: Path, name: str) -> Path:
     copy = tmp_path / name
     shutil.copytree(root, copy)
