@@ -18,7 +18,6 @@ from vaecam.experiments.anomaly import (
     DataSource,
     LocalizationData,
     Localized,
-    localize,
 )
 from vaecam.experiments.training import train_vae
 from vaecam.models.ucsd import RECIPES, UCSDVAE
@@ -90,9 +89,3 @@ FOLDER = AnomalyExperiment(
     note=_note,
     references=lambda source: {},
 )
-
-
-def localize_folder(options: Mapping[str, Any]) -> dict[str, Any]:
-    """``vaecam localize folder``: :func:`~vaecam.experiments.anomaly.localize` of
-    :data:`FOLDER`."""
-    return localize(FOLDER, options)

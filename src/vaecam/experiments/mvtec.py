@@ -17,7 +17,6 @@ from vaecam.experiments.anomaly import (
     DataSource,
     LocalizationData,
     Localized,
-    localize,
 )
 from vaecam.experiments.localization.config import BASELINE, LocalizationConfig
 from vaecam.experiments.training import tracking_callbacks, train_vae
@@ -148,9 +147,3 @@ MVTEC = AnomalyExperiment(
     tables=(("Pixel AUROC and best IoU (reproduction's Table 2)",
              lambda results, run: table2(results, run.cfg, str(run.source.part))),),
 )
-
-
-def localize_mvtec(options: Mapping[str, Any]) -> dict[str, Any]:
-    """``vaecam localize mvtec``: :func:`~vaecam.experiments.anomaly.localize` of
-    :data:`MVTEC`."""
-    return localize(MVTEC, options)

@@ -21,7 +21,6 @@ from vaecam.experiments.anomaly import (
     DataSource,
     LocalizationData,
     Localized,
-    localize,
 )
 from vaecam.experiments.localization.config import BASELINE, LocalizationConfig
 from vaecam.experiments.training import tracking_callbacks, train_vae
@@ -148,8 +147,3 @@ UCSD = AnomalyExperiment(
              lambda results, run: figure4_table(results, run.cfg)),),
     validate=_check_layers,
 )
-
-
-def localize_ucsd(options: Mapping[str, Any]) -> dict[str, Any]:
-    """``vaecam localize ucsd``: :func:`~vaecam.experiments.anomaly.localize` of :data:`UCSD`."""
-    return localize(UCSD, options)

@@ -102,15 +102,17 @@ def localize_mnist(options: dict[str, Any]) -> dict[str, Any]:
 
 
 def localize_ucsd(options: dict[str, Any]) -> dict[str, Any]:
-    from vaecam.experiments.ucsd import localize_ucsd
+    from vaecam.experiments.anomaly import localize
+    from vaecam.experiments.ucsd import UCSD
 
-    return localized(localize_ucsd(options))
+    return localized(localize(UCSD, options))
 
 
 def localize_mvtec(options: dict[str, Any]) -> dict[str, Any]:
-    from vaecam.experiments.mvtec import localize_mvtec
+    from vaecam.experiments.anomaly import localize
+    from vaecam.experiments.mvtec import MVTEC
 
-    return localized(localize_mvtec(options))
+    return localized(localize(MVTEC, options))
 
 
 def mnist_figures(out: Path, runs: Mapping[int, Path], options: Mapping[str, Any], seed: int
