@@ -2,29 +2,21 @@
 
 import logging
 import shutil
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from expect import data_error
 
 from vaecam.data.images import read_image, write_image
 from vaecam.data.mvtec import MVTecTest, MVTecTrain
 from vaecam.data.synthetic import make_mvtec_like
 from vaecam.data.transforms import AugmentConfig, draw_augmentation, export_augmented, rotate
-from vaecam.errors import ConfigError, DataError
+from vaecam.errors import ConfigError
 
 CAT = "synthetic"
 N_TRAIN, N_GOOD, N_DEFECT = 16, 4, 4  # per defect type; as made by the synth_mvtec_root fixture
-
-
-@contextmanager
-def data_error(match: str):
-    """Expect a DataError whose one-line message matches ``match``."""
-    with pytest.raises(DataError, match=match) as info:
-        yield info
-    assert "\n" not in str(info.value)
 
 
 @pytest.fixture

@@ -4,30 +4,22 @@ import hashlib
 import logging
 import shutil
 import tarfile
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from expect import data_error
 from PIL import Image
 
 from vaecam.data.images import write_image
 from vaecam.data.synthetic import make_ucsd_like
 from vaecam.data.transforms import downscale_masks
 from vaecam.data.ucsd import UCSDTestClips, UCSDTrainFrames, download_ucsd, frame_number
-from vaecam.errors import ConfigError, DataError
+from vaecam.errors import ConfigError
 
 FRAMES = 12  # frames per clip of the synth_ucsd_root fixture
 CART_FROM = FRAMES // 3 + 1  # first anomalous frame of every test clip there
-
-
-@contextmanager
-def data_error(match: str):
-    """Expect a DataError whose one-line message matches ``match``."""
-    with pytest.raises(DataError, match=match) as info:
-        yield info
-    assert "\n" not in str(info.value)
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from scipy import ndimage
+from metric_references import reference_aupro
 from sklearn.metrics import roc_auc_score, roc_curve
 
 from vaecam.errors import MetricInputError
@@ -36,30 +36,6 @@ def reference_best_iou(scores, masks):
         if iou > best:
             best, best_t = iou, t
     return best, best_t
-
-
-def reference_aupro(scores, masks, connectivity, max_fpr=0.3):
-    """PRO curve threshold by threshold, integrated up to max_fpr and normalised (MVTec-AD)."""
-    structure = ndimage.generate_binary_structure(2, 1 if connectivity == 4 else 2)
-    regions = []
-    for image, mask in enumerate(masks):
-        labels, n = ndimage.label(mask, structure=structure)
-        regions += [(image, labels == k) for k in range(1, n + 1)]
-    normal = ~masks
-    fprs, pros = [0.0], [0.0]
-    for t in sorted(set(scores.ravel().tolist()), reverse=True):
-        predicted = scores >= t
-        fprs.append(np.sum(predicted & normal) / np.sum(normal))
-        pros.append(np.mean([predicted[image][region].mean() for image, region in regions]))
-    area = 0.0
-    for x0, x1, y0, y1 in zip(fprs[:-1], fprs[1:], pros[:-1], pros[1:], strict=True):
-        if x0 >= max_fpr:
-            break
-        if x1 > max_fpr:
-            y1 = y0 + (y1 - y0) * (max_fpr - x0) / (x1 - x0)
-            x1 = max_fpr
-        area += 0.5 * (y0 + y1) * (x1 - x0)
-    return area / max_fpr
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -4,6 +4,7 @@ scikit-learn on the selected pixels, and AUPRO threshold by threshold on the reg
 import numpy as np
 import pytest
 import torch
+from metric_references import reference_aupro
 from scipy import ndimage
 from sklearn.metrics import roc_auc_score
 
@@ -32,32 +33,6 @@ def region_maps(seed: int, shape=(6, 16, 16)):
     return scores.astype(np.float32), masks, region
 
 
-def reference_region_aupro(scores, masks, region, max_fpr=0.3):
-    """PRO curve of the region only: anomalous components are 8-connected components of the
-    anomalous pixels inside the region; FPR counts normal pixels inside the region only."""
-    structure = ndimage.generate_binary_structure(2, 2)
-    inside_masks = masks & region
-    components = []
-    for image, mask in enumerate(inside_masks):
-        labels, n = ndimage.label(mask, structure=structure)
-        components += [(image, labels == k) for k in range(1, n + 1)]
-    normal = region & ~masks
-    fprs, pros = [0.0], [0.0]
-    for t in sorted(set(scores[region].tolist()), reverse=True):
-        predicted = scores >= t
-        fprs.append(np.sum(predicted & normal) / np.sum(normal))
-        pros.append(np.mean([predicted[image][c].mean() for image, c in components]))
-    area = 0.0
-    for x0, x1, y0, y1 in zip(fprs[:-1], fprs[1:], pros[:-1], pros[1:], strict=True):
-        if x0 >= max_fpr:
-            break
-        if x1 > max_fpr:
-            y1 = y0 + (y1 - y0) * (max_fpr - x0) / (x1 - x0)
-            x1 = max_fpr
-        area += 0.5 * (y0 + y1) * (x1 - x0)
-    return area / max_fpr
-
-
 def reference_region_best_iou(scores, masks, region):
     """Best IoU of scores >= t counted inside the region, over every distinct t."""
     s, m = scores[region], masks[region]
@@ -77,7 +52,7 @@ def test_region_pixel_auroc_equals_sklearn_on_the_selected_pixels(seed):
 @pytest.mark.parametrize("seed", range(4))
 def test_region_aupro_equals_reference_and_outside_is_not_normal(seed):
     scores, masks, region = region_maps(seed)
-    expected = reference_region_aupro(scores, masks, region)
+    expected = reference_aupro(scores, masks, region=region)
     assert aupro(scores, masks, region=region) == pytest.approx(expected, abs=1e-12)
     # excluded, not normal: raising every outside score changes nothing
     louder = np.where(region, scores, 100.0).astype(np.float32)
