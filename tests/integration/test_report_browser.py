@@ -12,13 +12,9 @@ import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import matplotlib
 import pytest
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from vaecam.report.document import (  # noqa: E402
+from vaecam.report.document import (
     Document,
     Figure,
     Note,
@@ -30,8 +26,9 @@ from vaecam.report.document import (  # noqa: E402
     outline,
     rerun_section,
 )
-from vaecam.report.render import write_report  # noqa: E402
-from vaecam.report.table import Cell, Table  # noqa: E402
+from vaecam.report.render import write_report
+from vaecam.report.table import Cell, Table
+from vaecam.viz.figures import subplots
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -48,7 +45,7 @@ def _png_size(path: Path) -> tuple[int, int]:
 
 def _plot(path: Path, kind: str) -> Path:
     """A tiny real matplotlib figure (120 x 80 px)."""
-    fig, ax = plt.subplots(figsize=(2.4, 1.6))
+    fig, ax = subplots(figsize=(2.4, 1.6))
     if kind == "roc":
         ax.plot([0, 0.1, 0.4, 1], [0, 0.6, 0.9, 1])
         ax.plot([0, 1], [0, 1], ls="--", color="gray")
@@ -56,7 +53,6 @@ def _plot(path: Path, kind: str) -> Path:
         ax.imshow([[0.0, 0.5, 1.0], [1.0, 0.2, 0.0]], cmap="jet")
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=50)
-    plt.close(fig)
     return path
 
 

@@ -7,15 +7,12 @@ import json
 import re
 from pathlib import Path
 
-import matplotlib
 import numpy as np
 import pytest
+from matplotlib.image import imsave
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from vaecam.errors import DataError  # noqa: E402
-from vaecam.report.document import (  # noqa: E402
+from vaecam.errors import DataError
+from vaecam.report.document import (
     CodeBlock,
     Document,
     Figure,
@@ -30,19 +27,19 @@ from vaecam.report.document import (  # noqa: E402
     rerun_section,
     slugify,
 )
-from vaecam.report.render import (  # noqa: E402
+from vaecam.report.render import (
     image_data_uri,
     render_html,
     render_markdown,
     write_report,
 )
-from vaecam.report.table import Cell, Table  # noqa: E402
+from vaecam.report.table import Cell, Table
 
 
 def _png(path: Path) -> Path:
     """A real 6 x 8 PNG written by matplotlib."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    plt.imsave(path, np.linspace(0, 1, 48).reshape(6, 8), cmap="gray")
+    imsave(path, np.linspace(0, 1, 48).reshape(6, 8), cmap="gray")
     return path
 
 

@@ -6,11 +6,13 @@ import os
 import subprocess
 import sys
 
+import matplotlib.colors as mcolors
 import numpy as np
+import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from PIL import Image
 
-from vaecam.viz import figures, overlays
+from vaecam.viz import curves, figures, overlays
 
 
 def test_importing_the_figure_modules_leaves_the_matplotlib_backend_alone():
@@ -51,11 +53,6 @@ def test_a_large_png_is_stored_with_a_palette_and_a_small_one_is_kept(tmp_path, 
 
 
 # --- what the figures show ----------------------------------------------------------------------
-
-import matplotlib.colors as mcolors  # noqa: E402
-import torch  # noqa: E402
-
-from vaecam.viz import curves  # noqa: E402
 
 
 def test_overlay_uses_a_uniform_colormap_scaled_per_image_with_the_mask_as_a_contour():
