@@ -99,14 +99,22 @@ def _synth(args: argparse.Namespace) -> int:
 
 def register(verbs: argparse._SubParsersAction, groups: dict[str, Any]) -> None:
     for commands in dataset_commands():
-        _add_dataset(groups["train"], commands, commands.train, _train)
-        _add_dataset(groups["localize"], commands, commands.localize, _localize)
+        _add_dataset(groups["train"], commands, commands.train, _train, _shared_training)
+        _add_dataset(groups["localize"], commands, commands.localize, _localize,
+                     add_localize_options)
     _register_synth(groups["data"])
 
 
+def _shared_training(parser: argparse.ArgumentParser) -> None:
+    add_preset_options(parser)
+    add_training_options(parser)
+
+
 def _add_dataset(verb: argparse._SubParsersAction, commands: DatasetCommands, text: VerbText,
-                 handler: Callable[[DatasetCommands, argparse.Namespace], int]) -> None:
-    """``vaecam <verb> <dataset>``: the dataset's options from its YAML, then the shared ones."""
+                 handler: Callable[[DatasetCommands, argparse.Namespace], int],
+                 add_shared: Callable[[argparse.ArgumentParser], None]) -> None:
+    """``vaecam <verb> <dataset>``: the dataset's options from its YAML, then the shared ones
+    (``add_shared``)."""
     parser = verb.add_parser(commands.name, help=text.help, description=text.description)
     groups: dict[str | None, Any] = {None: parser}
     for item in text.options:
@@ -114,11 +122,7 @@ def _add_dataset(verb: argparse._SubParsersAction, commands: DatasetCommands, te
             groups[item.group] = parser.add_argument_group(item.group)
         option(groups[item.group], item.flag, help=item.help,
                **({"required": True} if item.required else {}))
-    if handler is _train:
-        add_preset_options(parser)
-        add_training_options(parser)
-    else:
-        add_localize_options(parser)
+    add_shared(parser)
     parser.set_defaults(handler=functools.partial(handler, commands))
 
 
