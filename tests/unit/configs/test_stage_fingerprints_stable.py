@@ -3,7 +3,9 @@
 A finished reproduction is skipped stage by stage while each stage's fingerprint is unchanged.
 The literals below are the fingerprints of every stage of the smoke and cpu plans as the flat
 presets gave them; a change to the preset files' layout (or to how a stage's configuration is
-read from them) that alters any of them would re-run finished reproductions.
+read from them) that alters any of them would re-run finished reproductions. A deliberate
+change of a preset's values changes its stages' literals here (the cpu MNIST stages last
+changed when its lr became 3e-4, chosen on training digits).
 """
 
 from __future__ import annotations
@@ -57,15 +59,15 @@ SMOKE = {
 }
 
 CPU = {
-    "mnist/digit1/seed0": "207a341d900bc570",
-    "mnist/digit1/seed1": "9334a442c868248b",
-    "mnist/digit1/seed2": "ddf54e8f5c037e6f",
-    "mnist/digit3/seed0": "afeda64cf662de4f",
-    "mnist/digit3/seed1": "bfd8f407d8dae3e9",
-    "mnist/digit3/seed2": "e2695ed63e35e8a7",
-    "mnist/figures": "0f3680b2aa87d03a",
-    "mnist/localize_digit1": "d1f56592cb4e6663",
-    "mnist/localize_digit3": "7f1946d7cd4825b9",
+    "mnist/digit1/seed0": "607a1a29b0e646b8",
+    "mnist/digit1/seed1": "21a5780b6e8eddc6",
+    "mnist/digit1/seed2": "64296b652bd7c94a",
+    "mnist/digit3/seed0": "67cb7d9b2ddf2bc0",
+    "mnist/digit3/seed1": "e204da90d13fe01a",
+    "mnist/digit3/seed2": "c802c913b4906b04",
+    "mnist/figures": "f3980a260c587036",
+    "mnist/localize_digit1": "2b7c95f7a47db8fc",
+    "mnist/localize_digit3": "c64176ef41d31793",
     "mvtec/screw/localize": "ef0019d457d0de2f",
     "mvtec/screw/train/seed0": "9261e4ff1b739ddb",
     "mvtec/screw/train/seed1": "a2bf5e9fd5e168c0",

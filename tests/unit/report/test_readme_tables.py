@@ -115,3 +115,14 @@ def test_a_block_without_a_generator_or_a_generator_without_a_block_is_an_error(
         tables.regenerate(block.format("y"), {"x": "new"})
     with pytest.raises(KeyError):
         tables.regenerate(block.format("x"), {"x": "new", "z": "more"})
+
+
+def test_the_mnist_caveat_names_the_data_its_training_settings_were_chosen_on(tables):
+    def report(lr, batch):
+        return {"stages": {"mnist/digit1/seed0": {"kind": "train", "config": {
+            "lr": lr, "batch_size": batch}}}}
+
+    assert tables.mnist_training(report(3e-4, 128), "digit1_erased") == (
+        "lr 0.0003 and batch 128 chosen on held-out training digits")
+    assert tables.mnist_training(report(0.001, 128), "digit1") == (
+        "lr 0.001 and batch 128 chosen on the test digits (sensitivity study)")
