@@ -73,7 +73,8 @@ def train(digit: int, lr: float, batch: int, seed: int, inner: torch.Tensor,
 
 @torch.no_grad()
 def health(model: torch.nn.Module, held: torch.Tensor) -> dict[str, float]:
-    """Negative ELBO per digit (at the posterior mean), KL, active units, least-alive layer."""
+    """BCE of the posterior mean's reconstruction plus KL per digit (``neg_elbo``, a stand-in for
+    the negative ELBO), KL, active units and the least-alive encoder layer's alive fraction."""
     record = model_health(model, held)
     with eval_mode(model):
         mu, _ = model.encode(held)

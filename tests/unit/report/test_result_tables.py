@@ -13,10 +13,10 @@ ROOT = Path(__file__).resolve().parents[3]
 
 @pytest.fixture(scope="module")
 def tables():
-    spec = importlib.util.spec_from_file_location("readme_tables",
-                                                  ROOT / "scripts" / "readme_tables.py")
+    spec = importlib.util.spec_from_file_location("result_tables",
+                                                  ROOT / "scripts" / "result_tables.py")
     module = importlib.util.module_from_spec(spec)
-    sys.modules["readme_tables"] = module
+    sys.modules["result_tables"] = module
     spec.loader.exec_module(module)
     return module
 
@@ -37,11 +37,53 @@ def _cells(**maps):
             "switches": {"chosen_on_training_data": {"ssim": {}}}}
 
 
-def test_regenerating_the_readme_changes_nothing(tables):
-    readme = tables.README.read_text()
-    fresh = tables.regenerate(readme, tables.blocks(tables.load(tables.MAIN),
-                                                    [tables.load(p) for p in tables.CLAIM2]))
-    assert fresh == readme, "README.md is out of date: run python scripts/readme_tables.py"
+def test_regenerating_the_readme_and_the_results_doc_changes_nothing(tables):
+    for path, generated in tables.targets().items():
+        text = path.read_text()
+        assert tables.regenerate(text, generated) == text, (
+            f"{path.name} is out of date: run python scripts/result_tables.py")
+
+
+def test_a_dataset_table_shows_the_references_and_only_the_chosen_attention_setting(tables):
+    cells = _cells(**{"mean-diff": {"pixel_auroc": _cell(0.6, "worse"),
+                                    "aupro": _cell(0.4, "worse")},
+                      "attention conv1 m1 abs": {
+                          "pixel_auroc": _cell(0.8, "better", trivial="better"),
+                          "aupro": _cell(0.6, "better", trivial="worse")},
+                      "attention conv2 m2 relu": {"pixel_auroc": _cell(0.9),
+                                                  "aupro": _cell(0.7)},
+                      "ssim": {"pixel_auroc": _cell(0.75), "aupro": _cell(0.55)}})
+    cells["switches"]["attention_chosen_on_training_data"] = "attention conv1 m1 abs"
+    cells["latent"] = {"0": {"kl": 5.0, "active_units": 30, "latent_dim": 32},
+                       "1": {"kl": 6.0, "active_units": 31, "latent_dim": 32}}
+    text = tables.localisation_table(cells)
+    assert text.startswith("Explained models (2 seeds): KL 5, 6 nats per test image; live units")
+    rows = [line for line in text.splitlines() if line.startswith("| `")]
+    assert [row.split(" |")[0] for row in rows] == [
+        "| `recon-abs`", "| `mean-diff`", "| `attention conv1 m1 abs` (chosen on training data)",
+        "| `ssim`"]
+    assert rows[2].endswith("| better / better | better / worse |")
+
+
+def test_the_mnist_protocol_rows_name_protocol_region_and_wins(tables):
+    def run(protocol_cells):
+        return {"experiments": {"mnist": protocol_cells}, "stages": {}}
+
+    cells = _cells(**{"mean-diff": {"pixel_auroc": _cell(0.6), "aupro": _cell(0.4)},
+                      "recon-smooth": {"pixel_auroc": _cell(0.9, trivial="better"),
+                                       "aupro": _cell(0.8, trivial="better")},
+                      "attention conv1 m1 abs": {
+                          "pixel_auroc": _cell(0.4, "worse", trivial="worse"),
+                          "aupro": _cell(0.2, "worse", trivial="worse")}})
+    cells["switches"].update(attention_chosen_on_training_data="attention conv1 m1 abs",
+                             region="digit-box")
+    cells["latent"] = {"0": {"kl": 5.0, "active_units": 30, "latent_dim": 32}}
+    cells["cells"]["recon-abs"]["pixel_auroc"]["vs_trivial"] = {"verdict": "better"}
+    cells["cells"]["recon-abs"]["aupro"]["vs_trivial"] = {"verdict": "better"}
+    table = tables.mnist_protocols([run({"digit1_erased": cells})])
+    row = table.splitlines()[-1]
+    assert row.startswith("| 1 | erased | digit-box | live units 30 of 32 |")
+    assert "| worse / worse; worse / worse | `recon-smooth` |" in row
 
 
 def test_the_findings_table_is_within_the_first_60_lines_with_every_column(tables):

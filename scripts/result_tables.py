@@ -1,13 +1,18 @@
-"""Regenerate the README's result tables from the committed reports' results.json.
+"""Regenerate the result tables of README.md and docs/results.md from the committed reports'
+results.json.
 
-    python scripts/readme_tables.py           # rewrite the marked blocks of README.md
-    python scripts/readme_tables.py --check   # exit 1 when README.md differs from the data
+    python scripts/result_tables.py           # rewrite the marked blocks of both files
+    python scripts/result_tables.py --check   # exit 1 when a file differs from the data
 
 Each block sits between ``<!-- BEGIN generated: NAME -->`` and ``<!-- END generated: NAME -->``.
+README.md holds ``findings`` and ``results``; docs/results.md holds ``mnist-protocols`` and one
+localisation table per dataset, ``<experiment>-<dataset>`` (UCSD: ``-<recipe>`` appended).
 Sources, each superseding the ones before it for the same dataset (and, for UCSD, recipe):
 ``docs/report/results.json`` (dSprites; the first MNIST runs), ``docs/report/claim2_dec01`` (UCSD
-Ped2 with the paper's architecture and MVTec-AD screw, 3 seeds) and ``docs/report/claim2`` (MNIST
-with the pasted, erased and in-digit protocols and UCSD Ped2 with the live recipe, 3 seeds).
+Ped2 with the paper's architecture and MVTec-AD screw, 3 seeds), ``docs/report/claim2`` (MNIST
+with the pasted, erased and in-digit protocols and UCSD Ped2 with the live recipe, 3 seeds) and
+``docs/report/claim2_ped2_paper`` (UCSD Ped2 with the paper's architecture again, 3 seeds, with
+the trivial references and two-level brackets).
 Every word that depends on a number (verdicts, "highest", "collapsed") is computed here.
 """
 
@@ -35,8 +40,10 @@ from vaecam.reproduce.report import BASELINE, constant_map
 
 ROOT = Path(__file__).resolve().parent.parent
 MAIN = ROOT / "docs/report/results.json"
-CLAIM2 = (ROOT / "docs/report/claim2_dec01/results.json", ROOT / "docs/report/claim2/results.json")
+CLAIM2 = tuple(ROOT / "docs/report" / name / "results.json"
+               for name in ("claim2_dec01", "claim2"))
 README = ROOT / "README.md"
+RESULTS_DOC = ROOT / "docs/results.md"
 BLOCK = re.compile(r"(<!-- BEGIN generated: (?P<name>[\w-]+) -->\n)(?:.*?\n)?(<!-- END generated: "
                    r"(?P=name) -->)", re.S)
 
@@ -392,41 +399,121 @@ def _verdicts(metrics: Mapping[str, Any]) -> str:
     return text + (f" / {verdict_text(cell, 'vs_trivial')}" if "vs_trivial" in cell else "")
 
 
-# --- the README ---------------------------------------------------------------------------------
+# --- docs/results.md -----------------------------------------------------------------------------
+
+
+def block_name(experiment: str, dataset: str, report: Mapping[str, Any]) -> str:
+    """``ucsd-UCSDped2-live``, ``mvtec-screw``: the docs/results.md block of a dataset's table."""
+    name = recipe(report, experiment, dataset)
+    return f"{experiment}-{dataset}" + (f"-{name}" if name else "")
+
+
+def _verdict_pair(cell: Mapping[str, Any] | None) -> str:
+    return f"{verdict_text(cell)} / {verdict_text(cell, 'vs_trivial')}"
+
+
+def localisation_table(cells: Mapping[str, Any]) -> str:
+    """The explained models' health, then one row per map: the baseline, the trivial references,
+    the attention setting chosen on training data, every other map family; verdicts against
+    recon-abs / against the better trivial reference."""
+    chosen = cells["switches"]["attention_chosen_on_training_data"]
+    rows = []
+    for name, metrics in cells["cells"].items():
+        if family(name) == "attention" and name != chosen:
+            continue
+        label = with_options(name, cells)
+        if name == chosen:
+            label += " (chosen on training data)"
+        if collapsed(cells, name):
+            label += " (collapsed latent: no evidence)"
+        rows.append([label, *(cell_text(metrics.get(m)) for m in
+                              ("pixel_auroc", "aupro", "best_iou", "image_auroc_max")),
+                     _verdict_pair(metrics.get("pixel_auroc")),
+                     _verdict_pair(metrics.get("aupro"))])
+    table = _table(["map", "pixel AUROC", "AUPRO (FPR<=0.3)", "best IoU", "image AUROC (max)",
+                    "verdicts pixel AUROC (vs recon-abs / vs trivial)",
+                    "verdicts AUPRO (vs recon-abs / vs trivial)"], rows)
+    kl = ", ".join(f"{h['kl']:.3g}" for h in cells["latent"].values())
+    return (f"Explained models ({len(cells['seeds'])} seeds): KL {kl} nats per test image; "
+            f"{health(cells)}.\n\n{table}")
+
+
+def mnist_protocols(claim2: Sequence[Mapping[str, Any]]) -> str:
+    """One row per MNIST protocol and digit: models, references, the chosen attention, wins."""
+    rows = []
+    for experiment, dataset, cells, _ in datasets(claim2):
+        if experiment != "mnist":
+            continue
+        digit, _, protocol = dataset.removeprefix("digit").partition("_")
+        name = cells["switches"]["attention_chosen_on_training_data"]
+        attention = cells["cells"][name]
+        rows.append([
+            digit, protocol or "pasted", cells["switches"].get("region", "image"), health(cells),
+            cell_text(cells["cells"]["mean-diff"]["pixel_auroc"]),
+            cell_text(cells["cells"][BASELINE]["pixel_auroc"]),
+            f"`{name.removeprefix('attention ')}` {cell_text(attention['pixel_auroc'])}",
+            f"{_verdict_pair(attention['pixel_auroc'])}; {_verdict_pair(attention['aupro'])}",
+            ", ".join(with_options(n, cells) for n in wins(cells)) or "none"])
+    return _table(["trained on", "protocol", "region", "explained models", "mean-diff",
+                   "recon-abs", "attention (chosen on training data)",
+                   "attention: vs recon-abs / vs mean-diff (pixel AUROC; AUPRO)", "wins"], rows)
+
+
+# --- writing the blocks --------------------------------------------------------------------------
 
 
 def blocks(main: Mapping[str, Any], claim2: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    """README.md's blocks."""
     return {"findings": findings(main, claim2), "results": results(main, claim2)}
 
 
-def regenerate(readme: str, generated: Mapping[str, str]) -> str:
-    """``readme`` with every marked block replaced; a marker without data is an error."""
+def results_doc_blocks(claim2: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    """docs/results.md's blocks: the MNIST protocols and each claim-2 dataset's table."""
+    generated = {"mnist-protocols": mnist_protocols(claim2)}
+    for experiment, dataset, cells, report in datasets(claim2):
+        if experiment != "mnist":
+            generated[block_name(experiment, dataset, report)] = localisation_table(cells)
+    return generated
+
+
+def regenerate(text: str, generated: Mapping[str, str]) -> str:
+    """``text`` with every marked block replaced; a marker without data, or data without a
+    marker, is an error."""
     def replace(match: re.Match[str]) -> str:
         name = match.group("name")
         if name not in generated:
-            raise KeyError(f"README block {name!r} has no generator")
+            raise KeyError(f"block {name!r} has no generator")
         return match.group(1) + generated[name].rstrip("\n") + "\n" + match.group(3)
 
-    text = BLOCK.sub(replace, readme)
-    missing = set(generated) - {m.group("name") for m in BLOCK.finditer(readme)}
+    fresh = BLOCK.sub(replace, text)
+    missing = set(generated) - {m.group("name") for m in BLOCK.finditer(text)}
     if missing:
-        raise KeyError(f"README has no block for {sorted(missing)}")
-    return text
+        raise KeyError(f"no block for {sorted(missing)}")
+    return fresh
+
+
+def targets() -> dict[Path, dict[str, str]]:
+    """Each generated file and its blocks, from the committed reports."""
+    claim2 = [load(path) for path in CLAIM2]
+    return {README: blocks(load(MAIN), claim2), RESULTS_DOC: results_doc_blocks(claim2)}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true",
-                        help="only compare; exit 1 when README.md is out of date")
+                        help="only compare; exit 1 when a file is out of date")
     args = parser.parse_args()
-    current = README.read_text()
-    fresh = regenerate(current, blocks(load(MAIN), [load(path) for path in CLAIM2]))
-    if args.check:
+    stale = []
+    for path, generated in targets().items():
+        current = path.read_text()
+        fresh = regenerate(current, generated)
         if fresh != current:
-            print("README.md is out of date: run python scripts/readme_tables.py")
-            return 1
-        return 0
-    README.write_text(fresh)
+            stale.append(path.relative_to(ROOT))
+            if not args.check:
+                path.write_text(fresh)
+    if args.check and stale:
+        print(f"out of date: {', '.join(map(str, stale))}; run python scripts/result_tables.py")
+        return 1
     return 0
 
 
