@@ -41,7 +41,7 @@ from vaecam.reproduce.report import BASELINE, constant_map
 ROOT = Path(__file__).resolve().parent.parent
 MAIN = ROOT / "docs/report/results.json"
 CLAIM2 = tuple(ROOT / "docs/report" / name / "results.json"
-               for name in ("claim2_dec01", "claim2"))
+               for name in ("claim2_dec01", "claim2", "claim2_ped2_paper"))
 README = ROOT / "README.md"
 RESULTS_DOC = ROOT / "docs/results.md"
 BLOCK = re.compile(r"(<!-- BEGIN generated: (?P<name>[\w-]+) -->\n)(?:.*?\n)?(<!-- END generated: "
