@@ -334,6 +334,10 @@ def test_claim3_over_several_seeds_in_the_report(tmp_path):
     assert "95% interval (seed bootstrap)" in report and "metric-noise 95% interval" in report
     table = (out / "dsprites/summary/table.md").read_text()
     assert table.count("| 40 | ") == 1 + 3  # the paired row and one row per seed
+    # the config file lies outside --out: the report names the run's copy of it, not its path
+    assert (out / "configs/dsprites.yaml").read_text() == config.read_text()
+    assert "--config dsprites=$OUT/configs/dsprites.yaml" in report
+    assert str(tmp_path) not in report and str(tmp_path) not in (out / "report.html").read_text()
 
 
 # --- the stage runner on toy stages ------------------------------------------------------------

@@ -38,10 +38,13 @@ def _request(args: argparse.Namespace):  # -> Request
 
 
 def rerun_command(request: Any) -> str:
-    """The command that produces the same results again (absolute paths; without --force,
-    --overwrite, --dry-run and --no-progress, which do not change them)."""
-    words: list[Any] = ["vaecam", "reproduce", "--preset", request.preset,
-                        "--out", Path(request.out).expanduser().resolve()]
+    """The command that produces the same results again (absolute paths, each --config file
+    the run's copy of it; without --force, --overwrite, --dry-run and --no-progress, which do
+    not change them)."""
+    from vaecam.reproduce.plan import config_copy
+
+    out = Path(request.out).expanduser().resolve()
+    words: list[Any] = ["vaecam", "reproduce", "--preset", request.preset, "--out", out]
     if request.data is not None:
         words += ["--data", Path(request.data).expanduser().resolve()]
     if request.only:
@@ -56,8 +59,8 @@ def rerun_command(request: Any) -> str:
         words += ["--accelerator", request.accelerator]
     if request.devices is not None:
         words += ["--devices", request.devices]
-    for experiment, path in request.configs.items():
-        words += ["--config", f"{experiment}={Path(path).resolve()}"]
+    for experiment in request.configs:
+        words += ["--config", f"{experiment}={config_copy(out, experiment)}"]
     return shlex.join(str(w) for w in words)
 
 
@@ -134,7 +137,7 @@ def _say(line: str) -> None:
 def _reproduce(args: argparse.Namespace) -> int:
     from vaecam.outputs import OutputFolder
     from vaecam.reproduce import report
-    from vaecam.reproduce.plan import build_plan, describe
+    from vaecam.reproduce.plan import build_plan, describe, save_configs
     from vaecam.reproduce.stages import StageRunner
     from vaecam.training.options import check_accelerator
 
@@ -151,9 +154,11 @@ def _reproduce(args: argparse.Namespace) -> int:
         return 0
     inputs = [Path(request.data)] if request.data is not None else []
     overwrite = bool(args.overwrite)
-    with OutputFolder(plan.out, "reproduce", inputs, overwrite=overwrite, keep=not overwrite), \
+    with OutputFolder(plan.out, "reproduce", inputs, overwrite=overwrite,
+                      keep=not overwrite) as folder, \
             _log_file(plan.out / LOG_NAME, plan.discovery.root) as logger, \
             _sigterm_interrupts():
+        save_configs(plan, folder)
         command = rerun_command(request)
         logger.info("=== %s", command)
         runner = StageRunner(plan.out, request.force, announce=_say, data=plan.discovery.root)
@@ -230,7 +235,8 @@ examples:
     option(parser, "--devices", help="number of training devices, or 'auto'")
     parser.add_argument("--config", metavar="EXPERIMENT=FILE", action="append",
                         help="a YAML file with 'presets:' for one experiment (as 'vaecam train "
-                        "EXPERIMENT --config'); repeatable")
+                        "EXPERIMENT --config'); the run keeps a copy, OUT/configs/EXPERIMENT.yaml, "
+                        "which its report's commands name; repeatable")
     parser.add_argument("--force", metavar="STAGE", action="append",
                         help="run a stage again even if it is done: a stage name "
                         "(ucsd/UCSDped2/train/seed0), a prefix (ucsd/UCSDped2) or a kind "

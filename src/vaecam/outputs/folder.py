@@ -232,6 +232,12 @@ class OutputFolder:
             self._lock.release()
             self._claimed = False
 
+    def kept(self, path: Path) -> bool:
+        """Whether ``path``, inside the folder, was there before the claim and is not
+        vaecam's (so the command must not replace it)."""
+        relative = Path(path).resolve().relative_to(self.path).as_posix()
+        return relative in self._kept_files
+
     def _current(self) -> tuple[set[str], set[str]]:
         """The files and sub-folders this command owns now: all but those kept at the claim."""
         files, folders = _walk(self.path, lambda rel: rel in self._kept_folders)

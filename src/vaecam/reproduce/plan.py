@@ -36,6 +36,7 @@ from vaecam.configs.schema import check_value
 from vaecam.configs.sections import ExperimentConfig
 from vaecam.errors import ConfigError
 from vaecam.experiments.mnist_regions import region_name
+from vaecam.outputs import OutputFolder, atomic_write_text, writing
 from vaecam.reproduce import steps
 from vaecam.reproduce.discover import Discovery, discover
 from vaecam.reproduce.stages import Stage, matches
@@ -132,6 +133,12 @@ def localize_dir(out: Path, experiment: str, dataset: str) -> Path:
     if experiment == "mnist":
         return Path(out) / "mnist" / f"localize_{dataset}"
     return Path(out) / experiment / dataset / "localize"
+
+
+def config_copy(out: Path, experiment: str) -> Path:
+    """Where a run keeps its copy of ``--config EXPERIMENT=FILE``: the file its report's
+    commands name, so that the output folder reruns wherever it is moved."""
+    return Path(out) / "configs" / f"{experiment}.yaml"
 
 
 def figures_dir(out: Path) -> Path:
@@ -294,7 +301,7 @@ def _flags(plan: Plan, experiment: str, train: bool = False) -> list[str]:
     request = plan.request
     flags = ["--preset", request.preset]
     if experiment in request.configs:
-        flags += ["--config", str(request.configs[experiment])]
+        flags += ["--config", str(config_copy(plan.out, experiment))]
     if train and request.accelerator:
         flags += ["--accelerator", request.accelerator]
     if train and request.devices is not None:
@@ -472,6 +479,22 @@ def _dsprites_stages(plan: Plan) -> None:
         run=lambda: steps.dsprites_summary(out, runs),
         estimate=_estimate(plan, "dsprites", "summary"),
         needs=[s.name for s in scores]))
+
+
+def save_configs(plan: Plan, folder: OutputFolder) -> None:
+    """Copy each ``--config`` file into the claimed output ``folder`` (:func:`config_copy`);
+    a copy the command was given as its own ``--config`` stays as it is, and a file of the
+    user's at that place is refused, never replaced."""
+    for experiment, source in plan.request.configs.items():
+        target = config_copy(plan.out, experiment)
+        if target.exists() and target.samefile(source):
+            continue
+        if folder.kept(target):
+            raise ConfigError(f"{target} was not written by vaecam; move it away so that the run "
+                              f"can keep its copy of --config {experiment}=... there")
+        with writing(target, "copy of the --config file"):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(target, Path(source).read_text(encoding="utf-8"))
 
 
 def data_lines(plan: Plan) -> list[str]:

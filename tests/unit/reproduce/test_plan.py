@@ -14,7 +14,15 @@ import yaml
 
 from vaecam.configs import packaged
 from vaecam.errors import ConfigError
-from vaecam.reproduce.plan import Request, build_plan, describe, parse_only
+from vaecam.outputs import OutputFolder
+from vaecam.reproduce.plan import (
+    Request,
+    build_plan,
+    config_copy,
+    describe,
+    parse_only,
+    save_configs,
+)
 from vaecam.reproduce.stages import StageRunner
 
 
@@ -173,11 +181,39 @@ def test_a_command_quotes_a_path_with_spaces_and_passes_the_config_and_accelerat
                               seeds=[4], accelerator="cpu", configs={"mvtec": config}))
     train = plan.stage("mvtec/screw/train/seed4")
     words = shlex.split(train.command)
-    assert words[:9] == ["vaecam", "train", "mvtec", "--preset", "cpu", "--config", str(config),
+    copy = str(config_copy(out.resolve(), "mvtec"))
+    assert copy == str(out.resolve() / "configs" / "mvtec.yaml")
+    assert words[:9] == ["vaecam", "train", "mvtec", "--preset", "cpu", "--config", copy,
                          "--accelerator", "cpu"]
     assert words[words.index("--out") + 1] == str(out.resolve() / "mvtec" / "screw" / "train")
     localize = shlex.split(plan.stage("mvtec/screw/localize").command)
-    assert "--accelerator" not in localize and localize[5:7] == ["--config", str(config)]
+    assert "--accelerator" not in localize and localize[5:7] == ["--config", copy]
+
+
+def test_the_run_keeps_a_copy_of_each_config_file_and_never_replaces_a_users_file(tmp_path):
+    out, data = tmp_path / "out", _data_root(tmp_path / "data")
+    config = _config_file(tmp_path, "mvtec", "cpu", "lr", 0.0005)
+    plan = build_plan(Request("cpu", out, data=data, only=["mvtec"], configs={"mvtec": config}))
+    with OutputFolder(plan.out, "reproduce", keep=True) as folder:
+        save_configs(plan, folder)
+    copy = config_copy(plan.out, "mvtec")
+    assert copy.read_text() == config.read_text()
+
+    config.write_text(config.read_text().replace("0.0005", "0.0007"))
+    again = build_plan(Request("cpu", out, data=data, only=["mvtec"], configs={"mvtec": copy}))
+    with OutputFolder(again.out, "reproduce", keep=True) as folder:
+        save_configs(again, folder)  # its own copy given back: kept as it is
+    assert "0.0005" in copy.read_text()
+
+    users = tmp_path / "users"
+    (users / "configs").mkdir(parents=True)
+    (users / "configs" / "mvtec.yaml").write_text("mine\n")
+    theirs = build_plan(Request("cpu", users, data=data, only=["mvtec"],
+                                configs={"mvtec": config}))
+    with OutputFolder(theirs.out, "reproduce", keep=True) as folder, \
+            pytest.raises(ConfigError, match="was not written by vaecam; move it away"):
+        save_configs(theirs, folder)
+    assert (users / "configs" / "mvtec.yaml").read_text() == "mine\n"
 
 
 # --- --only, --seeds, --anomaly ----------------------------------------------------------------
