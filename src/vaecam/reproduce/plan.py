@@ -36,7 +36,7 @@ from vaecam.configs.schema import check_value
 from vaecam.configs.sections import ExperimentConfig
 from vaecam.errors import ConfigError
 from vaecam.experiments.mnist_regions import region_name
-from vaecam.outputs import OutputFolder, atomic_write_text, writing
+from vaecam.outputs import OutputFolder, atomic_write_text
 from vaecam.reproduce import steps
 from vaecam.reproduce.discover import Discovery, discover
 from vaecam.reproduce.stages import Stage, matches
@@ -492,9 +492,7 @@ def save_configs(plan: Plan, folder: OutputFolder) -> None:
         if folder.kept(target):
             raise ConfigError(f"{target} was not written by vaecam; move it away so that the run "
                               f"can keep its copy of --config {experiment}=... there")
-        with writing(target, "copy of the --config file"):
-            target.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(target, Path(source).read_text(encoding="utf-8"))
+        atomic_write_text(target, Path(source).read_text(encoding="utf-8"))
 
 
 def data_lines(plan: Plan) -> list[str]:
