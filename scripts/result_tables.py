@@ -42,6 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 MAIN = ROOT / "docs/report/results.json"
 CLAIM2 = tuple(ROOT / "docs/report" / name / "results.json"
                for name in ("claim2_dec01", "claim2", "claim2_ped2_paper"))
+CLAIM3 = ROOT / "docs/report/claim3/results.json"
 README = ROOT / "README.md"
 RESULTS_DOC = ROOT / "docs/results.md"
 BLOCK = re.compile(r"(<!-- BEGIN generated: (?P<name>[\w-]+) -->\n)(?:.*?\n)?(<!-- END generated: "
@@ -229,8 +230,10 @@ def _epochs(report: Mapping[str, Any], experiment: str, dataset: str) -> str:
     return f"{ours} instead of {paper_budget(experiment)['max_epochs']:,} epochs"
 
 
-def findings(main: Mapping[str, Any], claim2: Sequence[Mapping[str, Any]]) -> str:
-    """claim | paper | seed reproduction | vaecam | verdict | caveat, one row per dataset."""
+def findings(main: Mapping[str, Any], claim2: Sequence[Mapping[str, Any]],
+             claim3: Mapping[str, Any]) -> str:
+    """claim | paper | seed reproduction | vaecam | verdict | caveat, one row per dataset (claim 3:
+    per gamma)."""
     rows = []
     for experiment, dataset, cells, report in datasets([main, *claim2]):
         chosen = "options chosen on CutPaste anomalies of training images" if cells[
@@ -279,7 +282,7 @@ def findings(main: Mapping[str, Any], claim2: Sequence[Mapping[str, Any]]) -> st
                      repro_cell, _vaecam(cells, name, cell), claim2_row_verdict(cells, cell),
                      caveat])
     rows.sort(key=lambda row: row[0][0])  # by claim; datasets keep their order within one
-    rows += _claim3_rows(main)
+    rows += _claim3_rows(claim3)
     return _table(["claim", "paper", "seed reproduction", "vaecam (mean ± std [95% interval])",
                    "verdict", "caveat"], rows)
 
@@ -308,21 +311,22 @@ def _protocol_row(dataset: str, cells: Mapping[str, Any], report: Mapping[str, A
             f"{_epochs(report, 'mnist', dataset)}; {mnist_training(report, dataset)}; {chosen}"]
 
 
-def _claim3_rows(main: Mapping[str, Any]) -> list[list[str]]:
-    data = main["experiments"].get("dsprites")
+def _claim3_rows(report: Mapping[str, Any]) -> list[list[str]]:
+    """One row per gamma: both arms' FactorVAE metric, the paired difference with its seed
+    bootstrap interval and Wilcoxon p, and the verdict of the across-seed test."""
+    data = report["experiments"].get("dsprites")
     if not data or not data.get("paired"):
         return []
-    summary = {(s["model"], s["gamma"]): s for s in data["summary"]}
-    rows = []
     steps = paper_budget("dsprites")["max_steps"]
+    source = ("procedural dSprites-like renderer, not the official .npz"
+              if report["data"]["dsprites"] == "procedural" else "official dSprites")
+    rows = []
     for p in data["paired"]:
-        ad, base = summary[("ad-factorvae", p["gamma"])], summary[("factorvae", p["gamma"])]
-        diffs = [d["diff"] for d in p["per_seed"]]
-        mean = sum(diffs) / len(diffs)
-        std = (sum((d - mean) ** 2 for d in diffs) / len(diffs)) ** 0.5
+        test, (low, high) = p["test"], p["test"]["ci95"]
+        ad, base = p["ad-factorvae"], p["factorvae"]
         ours = next(int(r["steps"]) for r in data["runs"] if r["gamma"] == p["gamma"])
-        source = ("procedural dSprites-like renderer, not the official .npz"
-                  if main["data"]["dsprites"] == "procedural" else "official dSprites")
+        wilcoxon = ("" if test["p_value"] is None
+                    else f"; Wilcoxon p {test['p_value']:.3g}")
         rows.append([
             f"3. the AD loss improves disentanglement (dSprites, gamma {p['gamma']:g})",
             "AD-FactorVAE above FactorVAE (Kim & Mnih's FactorVAE: "
@@ -330,11 +334,10 @@ def _claim3_rows(main: Mapping[str, Any]) -> list[list[str]]:
             "not confirmed (the AD loss did not raise the score); a public reproduction: "
             f"FactorVAE {_reference('reproduction FactorVAE')}, AD-FactorVAE "
             f"{_reference('AD-FactorVAE')}",
-            f"AD-FactorVAE {ad['factorvae_mean']:.3f} ± {ad['factorvae_std']:.3f} vs FactorVAE "
-            f"{base['factorvae_mean']:.3f} ± {base['factorvae_std']:.3f}; paired difference "
-            f"{mean:+.3f} ± {std:.3f}, {len(diffs)} seeds "
-            f"({', '.join(d['verdict'] for d in p['per_seed'])})",
-            claim3_row_verdict(p["verdict"]),
+            f"AD-FactorVAE {ad['mean']:.3f} ± {ad['std']:.3f} vs FactorVAE {base['mean']:.3f} "
+            f"± {base['std']:.3f}; paired difference {test['mean_diff']:+.3f} ± "
+            f"{test['std']:.3f} [{low:+.3f}, {high:+.3f}], {test['n']} seeds{wilcoxon}",
+            claim3_row_verdict(test["verdict"]),
             f"{source}; {ours:,} instead of {steps:,} steps; FactorVAE metric on "
             "a fixed seeded sample"])
     return rows
@@ -462,9 +465,10 @@ def mnist_protocols(claim2: Sequence[Mapping[str, Any]]) -> str:
 # --- writing the blocks --------------------------------------------------------------------------
 
 
-def blocks(main: Mapping[str, Any], claim2: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+def blocks(main: Mapping[str, Any], claim2: Sequence[Mapping[str, Any]],
+           claim3: Mapping[str, Any]) -> dict[str, str]:
     """README.md's blocks."""
-    return {"findings": findings(main, claim2), "results": results(main, claim2)}
+    return {"findings": findings(main, claim2, claim3), "results": results(main, claim2)}
 
 
 def results_doc_blocks(claim2: Sequence[Mapping[str, Any]]) -> dict[str, str]:
@@ -495,7 +499,8 @@ def regenerate(text: str, generated: Mapping[str, str]) -> str:
 def targets() -> dict[Path, dict[str, str]]:
     """Each generated file and its blocks, from the committed reports."""
     claim2 = [load(path) for path in CLAIM2]
-    return {README: blocks(load(MAIN), claim2), RESULTS_DOC: results_doc_blocks(claim2)}
+    return {README: blocks(load(MAIN), claim2, load(CLAIM3)),
+            RESULTS_DOC: results_doc_blocks(claim2)}
 
 
 def main() -> int:

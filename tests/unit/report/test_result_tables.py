@@ -168,3 +168,23 @@ def test_the_mnist_caveat_names_the_data_its_training_settings_were_chosen_on(ta
         "lr 0.0003 and batch 128 chosen on held-out training digits")
     assert tables.mnist_training(report(0.001, 128), "digit1") == (
         "lr 0.001 and batch 128 chosen on the test digits (sensitivity study)")
+
+
+def test_the_claim3_row_shows_both_arms_the_paired_interval_wilcoxon_and_the_verdict(tables):
+    test = {"n": 10, "mean_diff": 0.05, "std": 0.04, "ci95": [0.026, 0.074], "p_value": 0.00586,
+            "verdict": "better"}
+    report = {"data": {"dsprites": "procedural"},
+              "experiments": {"dsprites": {
+                  "runs": [{"gamma": 40.0, "steps": 5000}],
+                  "paired": [{"gamma": 40.0, "ad-factorvae": {"mean": 0.65, "std": 0.03},
+                              "factorvae": {"mean": 0.6, "std": 0.02}, "test": test}]}}}
+    (row,) = tables._claim3_rows(report)
+    assert row[0] == "3. the AD loss improves disentanglement (dSprites, gamma 40)"
+    assert row[3] == ("AD-FactorVAE 0.650 ± 0.030 vs FactorVAE 0.600 ± 0.020; paired difference "
+                      "+0.050 ± 0.040 [+0.026, +0.074], 10 seeds; Wilcoxon p 0.00586")
+    assert row[4] == "reproduced"
+    assert row[5].startswith("procedural dSprites-like renderer, not the official .npz; "
+                             "5,000 instead of 300,000 steps")
+    test.update(p_value=None, verdict="undecided")
+    assert tables._claim3_rows(report)[0][4] == "inconclusive (`undecided`)"
+    assert "Wilcoxon" not in tables._claim3_rows(report)[0][3]
