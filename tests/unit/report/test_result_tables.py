@@ -188,3 +188,24 @@ def test_the_claim3_row_shows_both_arms_the_paired_interval_wilcoxon_and_the_ver
     test.update(p_value=None, verdict="undecided")
     assert tables._claim3_rows(report)[0][4] == "inconclusive (`undecided`)"
     assert "Wilcoxon" not in tables._claim3_rows(report)[0][3]
+
+
+def test_the_claim3_block_lists_each_model_the_across_seed_test_and_every_seed(tables):
+    test = {"n": 2, "mean_diff": 0.05, "std": 0.01, "ci95": [0.04, 0.06], "p_value": 0.5,
+            "min_p": 0.5, "wilcoxon_statistic": 0.0, "verdict": "undecided",
+            "reason": "2 seeds: a verdict needs at least 6"}
+    summary = [{"model": "factorvae", "gamma": 40.0, "runs": 2, "factorvae_mean": 0.6,
+                "factorvae_std": 0.02, "mig_mean": 0.03, "recon_mean": 70.04},
+               {"model": "ad-factorvae", "gamma": 40.0, "runs": 2, "factorvae_mean": 0.65,
+                "factorvae_std": 0.01, "mig_mean": 0.04, "recon_mean": 66.0}]
+    per_seed = [{"seed": s, "ad-factorvae": a, "factorvae": b, "diff": a - b,
+                 "metric_ci95": [a - b - 0.09, a - b + 0.09]}
+                for s, a, b in ((0, 0.66, 0.62), (1, 0.64, 0.58))]
+    report = {"experiments": {"dsprites": {"summary": summary, "paired": [
+        {"gamma": 40.0, "ad-factorvae": {"mean": 0.65, "std": 0.01},
+         "factorvae": {"mean": 0.6, "std": 0.02}, "test": test, "per_seed": per_seed}]}}}
+    text = tables.claim3_tables(report)
+    assert "| factorvae | 40 | 2 | 0.600 ± 0.020 | 0.030 | 70.0 |" in text
+    assert "| 40 | 2 | 0.650 ± 0.010 | 0.600 ± 0.020 | +0.050 ± 0.010 |" in text
+    assert "undecided (2 seeds: a verdict needs at least 6)" in text
+    assert "| 40 | 1 | 0.640 | 0.580 | +0.060 |" in text
