@@ -341,8 +341,8 @@ def _claim3_rows(report: Mapping[str, Any]) -> list[list[str]]:
             "not confirmed (the AD loss did not raise the score); a public reproduction: "
             f"FactorVAE {_reference('reproduction FactorVAE')}, AD-FactorVAE "
             f"{_reference('AD-FactorVAE')}",
-            f"AD-FactorVAE {ad['mean']:.3f} ± {ad['std']:.3f} vs FactorVAE {base['mean']:.3f} "
-            f"± {base['std']:.3f}; paired difference {test['mean_diff']:+.3f} ± "
+            f"AD-FactorVAE {mean_std(ad['mean'], ad['std'])} vs FactorVAE "
+            f"{mean_std(base['mean'], base['std'])}; paired difference {test['mean_diff']:+.3f} ± "
             f"{test['std']:.3f} [{low:+.3f}, {high:+.3f}], {test['n']} seeds{wilcoxon}",
             claim3_row_verdict(test["verdict"]),
             f"{source}; {ours:,} instead of {steps:,} steps; FactorVAE metric on "
